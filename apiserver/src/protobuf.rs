@@ -1,0 +1,1 @@
+//! protobuf (to be written)
