@@ -58,10 +58,8 @@ where
         let mut record = |path: serde_ignored::Path<'_>| unknown.push(field_path(&path));
         let typed = {
             let ignoring = serde_ignored::Deserializer::new(object, &mut record);
-            serde_path_to_error::deserialize(ignoring).map_err(|err| DecodeError {
-                path: err.path().to_string(),
-                message: err.inner().to_string(),
-            })?
+            serde_path_to_error::deserialize(ignoring)
+                .map_err(|err| DecodeError { path: err.path().to_string(), message: err.inner().to_string() })?
         };
         Ok((typed, unknown))
     }

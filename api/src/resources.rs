@@ -47,10 +47,17 @@ pub struct Subresource {
     pub verbs: &'static [&'static str],
 }
 
-const STATUS: Subresource = Subresource { name: "status", group: "", version: "", kind: "", verbs: &["get", "patch", "update"] };
-const SCALE: Subresource =
-    Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: &["get", "patch", "update"] };
-const BINDING: Subresource = Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: &["create"] };
+const STATUS: Subresource =
+    Subresource { name: "status", group: "", version: "", kind: "", verbs: &["get", "patch", "update"] };
+const SCALE: Subresource = Subresource {
+    name: "scale",
+    group: "autoscaling",
+    version: "v1",
+    kind: "Scale",
+    verbs: &["get", "patch", "update"],
+};
+const BINDING: Subresource =
+    Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: &["create"] };
 
 /// The verbs every top-level resource supports.
 pub const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -197,7 +204,11 @@ impl Resource {
 
     /// `/api/v1` or `/apis/apps/v1`.
     pub fn group_version_path(&self) -> String {
-        if self.group.is_empty() { format!("/api/{}", self.version) } else { format!("/apis/{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
     }
 
     /// The collection URL: `/apis/apps/v1/namespaces/default/deployments`, or across all namespaces when `namespace`

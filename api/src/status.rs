@@ -31,7 +31,8 @@ impl Cause {
 
     /// `Required value` (with an optional detail).
     pub fn required(field: impl Into<String>, detail: &str) -> Self {
-        let message = if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
+        let message =
+            if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
         Cause { reason: "FieldValueRequired".into(), field: field.into(), message }
     }
 
@@ -47,7 +48,11 @@ impl Cause {
 
     /// `Duplicate value: "x"`.
     pub fn duplicate(field: impl Into<String>, value: impl fmt::Debug) -> Self {
-        Cause { reason: "FieldValueDuplicate".into(), field: field.into(), message: format!("Duplicate value: {value:?}") }
+        Cause {
+            reason: "FieldValueDuplicate".into(),
+            field: field.into(),
+            message: format!("Duplicate value: {value:?}"),
+        }
     }
 
     /// `Forbidden: <detail>`, e.g. for a change to an immutable field.
@@ -95,7 +100,8 @@ impl ApiError {
 
     /// 404: `deployments.apps "web" not found`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} {name:?} not found", qualified(group, plural))).about(group, plural, name)
+        Self::new(404, "NotFound", format!("{} {name:?} not found", qualified(group, plural)))
+            .about(group, plural, name)
     }
 
     /// 409: `deployments.apps "web" already exists`.
@@ -169,7 +175,11 @@ impl ApiError {
 
     /// 415: a body in a content type we cannot read.
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format: {content_type}"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {content_type}"),
+        )
     }
 
     /// 500: something went wrong that is not the caller's fault.
@@ -240,7 +250,10 @@ mod tests {
             "web",
             vec![Cause::invalid("spec.replicas", -1, "must be greater than or equal to 0")],
         );
-        assert_eq!(err.message, "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0");
+        assert_eq!(
+            err.message,
+            "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
         assert_eq!(err.causes()[0].field.as_deref(), Some("spec.replicas"));
     }
 

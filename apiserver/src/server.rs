@@ -48,7 +48,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let (shutdown, rx) = tokio::sync::oneshot::channel();
     let app = axum::Router::new();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { let _ = rx.await; }).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await?;
         Ok(())
     });
     Ok(RunningServer { addr, shutdown, task })
