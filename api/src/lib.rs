@@ -16,9 +16,13 @@
 //! The object types themselves are not redefined: they are the `k8s-openapi` types, so the wire format is
 //! exactly Kubernetes'.
 
+pub mod client;
 pub mod defaults;
 pub mod kinds;
+pub mod kubeconfig;
+pub mod names;
 pub mod object;
+pub mod quantity;
 pub mod resources;
 pub mod selectors;
 pub mod status;

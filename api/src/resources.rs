@@ -39,6 +39,7 @@ pub struct Resource {
 }
 
 /// A subresource such as `deployments/scale`, and the kind it speaks.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Subresource {
     pub name: &'static str,
     pub group: &'static str,
@@ -196,6 +197,19 @@ pub static RESOURCES: &[Resource] = &[
     },
 ];
 
+impl std::fmt::Debug for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Resource({}/{})", self.api_version(), self.plural)
+    }
+}
+
+/// Two entries are the same resource when they are served at the same path.
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        (self.group, self.version, self.plural) == (other.group, other.version, other.plural)
+    }
+}
+
 impl Resource {
     /// `v1` for the core group, `apps/v1` otherwise: the `apiVersion` of its objects.
     pub fn api_version(&self) -> String {
@@ -249,7 +263,7 @@ impl Resource {
     }
 
     /// Finds a subresource by name.
-    pub fn subresource(&'static self, name: &str) -> Option<&'static Subresource> {
+    pub fn subresource(&self, name: &str) -> Option<&Subresource> {
         self.subresources.iter().find(|s| s.name == name)
     }
 }

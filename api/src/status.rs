@@ -209,6 +209,16 @@ impl ApiError {
         }
     }
 
+    /// The wire form as JSON, with `kind` and `apiVersion` (which the typed struct leaves to its serializer).
+    pub fn to_status_value(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self.to_status()).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("kind".into(), "Status".into());
+            map.insert("apiVersion".into(), "v1".into());
+        }
+        value
+    }
+
     /// Reads a `Status` received from a server (the client side of `to_status`).
     pub fn from_status(status: Status, http_code: u16) -> Self {
         ApiError {

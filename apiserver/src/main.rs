@@ -1,1 +1,43 @@
-fn main() {}
+//! `kubelab-apiserver`: the API server as a process of its own, as on the course VMs.
+//! `kubelab up` runs the same code in-process.
+
+use clap::Parser;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// The kubelab API server: the Kubernetes REST API, stored in etcd or in an embedded database.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address to listen on. Use 0.0.0.0 to accept connections from other machines (course VMs).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// Port to listen on (plain HTTP: kubelab leaves out TLS and authentication).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Directory for the embedded store (used when no --etcd-servers is given).
+    #[arg(long, default_value = "./kubelab-data")]
+    data_dir: PathBuf,
+    /// Comma-separated etcd endpoints, e.g. http://127.0.0.1:2379. Without it, the embedded store is used.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = kubelab_apiserver::Config::new(SocketAddr::new(args.bind_address, args.port), args.data_dir);
+    config.etcd_servers = args.etcd_servers;
+    let server = kubelab_apiserver::start(config).await?;
+    println!("kubelab-apiserver listening on {} (store: {})", server.url(), server.store_description);
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => { result?; println!("shutting down"); }
+    }
+    server.shutdown().await
+}

@@ -1,7 +1,26 @@
-//! Starting and stopping the apiserver.
+//! Starting and stopping the apiserver, and the routes around the REST handler.
+//!
+//! Besides resources, a Kubernetes apiserver answers a handful of fixed paths that clients rely on:
+//! `/version` (kubectl checks it first), `/healthz`, `/livez`, `/readyz`, the discovery documents
+//! (`/api`, `/apis`, ...), which tell clients what resources exist, and `/openapi/v3`, which kubectl reads to
+//! validate manifests.
 
+use crate::registry::Registry;
+use crate::rest::{self, AppState, error_response, json_response};
+use crate::store::{Store, embedded::EmbeddedStore, etcd::EtcdStore};
+use crate::{discovery, openapi};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kubelab_api::{ApiError, resources};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How to run an apiserver.
 #[derive(Debug, Clone)]
@@ -12,12 +31,23 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// etcd endpoints (`http://127.0.0.1:2379`); empty means the embedded store.
     pub etcd_servers: Vec<String>,
+    /// How often watches that asked for bookmarks get one (Kubernetes: about a minute).
+    pub bookmark_interval: Duration,
+}
+
+impl Config {
+    /// A config with Kubernetes' defaults for everything but where to listen and where to keep data.
+    pub fn new(bind: SocketAddr, data_dir: PathBuf) -> Self {
+        Config { bind, data_dir, etcd_servers: Vec::new(), bookmark_interval: Duration::from_secs(60) }
+    }
 }
 
 /// A running apiserver; dropping it does not stop it, call [`RunningServer::shutdown`].
 pub struct RunningServer {
     /// The address it actually listens on (useful when `bind` had port 0).
     pub addr: SocketAddr,
+    /// Which store it uses, for the startup message: `embedded (<path>)` or `etcd (<urls>)`.
+    pub store_description: String,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -41,12 +71,28 @@ impl RunningServer {
     }
 }
 
-/// Opens the store, binds the port and starts serving in the background.
+/// The namespaces every cluster starts with, as the Kubernetes apiserver creates them at boot.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Opens the store, creates the system namespaces, binds the port and starts serving in the background.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let (store, store_description): (Arc<dyn Store>, String) = if config.etcd_servers.is_empty() {
+        let path = config.data_dir.join("store.redb");
+        let store = EmbeddedStore::open(&path)?;
+        (Arc::new(store), format!("embedded ({})", path.display()))
+    } else {
+        let store = EtcdStore::connect(&config.etcd_servers).await?;
+        (Arc::new(store), format!("etcd ({})", config.etcd_servers.join(",")))
+    };
+    let registry = Registry::new(store);
+    create_system_namespaces(&registry).await;
+
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.bind))?;
     let addr = listener.local_addr()?;
-    let (shutdown, rx) = tokio::sync::oneshot::channel();
-    let app = axum::Router::new();
+    let app = router(AppState { registry, bookmark_interval: config.bookmark_interval });
+    let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -55,5 +101,135 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             .await?;
         Ok(())
     });
-    Ok(RunningServer { addr, shutdown, task })
+    tracing::info!(%addr, store = %store_description, "apiserver listening");
+    Ok(RunningServer { addr, store_description, shutdown, task })
+}
+
+/// Creates `default`, `kube-system`... unless they exist. A store that is down now is not fatal: the namespaces
+/// are created on the next start, and the server answers 503 until the store is back.
+async fn create_system_namespaces(registry: &Registry) {
+    let Some(namespaces) = resources::by_path("", "v1", "namespaces") else { return };
+    for name in SYSTEM_NAMESPACES {
+        let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match registry.create(namespaces, "", object, &Default::default()).await {
+            Ok(_) => tracing::info!(namespace = name, "created system namespace"),
+            Err(err) if err.code == 409 => {}
+            Err(err) => tracing::warn!(namespace = name, error = %err, "could not create system namespace"),
+        }
+    }
+}
+
+/// Every route the apiserver serves.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/api", get(discovery_core))
+        .route("/apis", get(discovery_groups))
+        .route("/openapi/v3", get(|| async { json_response(StatusCode::OK, &openapi::index(), &[]) }))
+        .route("/openapi/v3/{*path}", get(openapi_document))
+        .fallback(resource_or_legacy_discovery)
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// kubectl's dispatcher on these machines picks its built-in 1.32 when the minor version is "32".
+async fn version() -> Response {
+    let info = json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": concat!("v1.32.0-kubelab.", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    });
+    json_response(StatusCode::OK, &info, &[])
+}
+
+/// Ready means the store answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.registry.store().current_revision().await {
+        Ok(_) => "ok".into_response(),
+        Err(err) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("[-]store failed: {err}\nreadyz check failed\n")).into_response()
+        }
+    }
+}
+
+async fn discovery_core(headers: HeaderMap) -> Response {
+    discovery_response(&headers, true)
+}
+
+async fn discovery_groups(headers: HeaderMap) -> Response {
+    discovery_response(&headers, false)
+}
+
+/// Aggregated discovery when the client asks for it (kubectl does), the legacy documents otherwise.
+fn discovery_response(headers: &HeaderMap, core: bool) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match discovery::negotiate(accept) {
+        Some(version) => {
+            let body = discovery::aggregated(core, version).to_string();
+            (StatusCode::OK, [(header::CONTENT_TYPE, discovery::content_type(version))], body).into_response()
+        }
+        None => {
+            let body =
+                if core { discovery::api_versions(&server_address(headers)) } else { discovery::api_group_list() };
+            json_response(StatusCode::OK, &body, &[])
+        }
+    }
+}
+
+/// The address clients used to reach us, echoed in `/api`'s `serverAddressByClientCIDRs`.
+fn server_address(headers: &HeaderMap) -> String {
+    headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1:6443").to_string()
+}
+
+async fn openapi_document(uri: Uri) -> Response {
+    let path = uri.path().trim_start_matches("/openapi/v3/");
+    match openapi::group_version_document(path) {
+        Some(doc) => json_response(StatusCode::OK, &doc, &[]),
+        None => error_response(ApiError::no_such_path(uri.path())),
+    }
+}
+
+/// `/api/v1` and `/apis/<group>/<version>` are legacy discovery; anything deeper is a resource.
+async fn resource_or_legacy_discovery(state: State<AppState>, request: Request) -> Response {
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let legacy = match segments.as_slice() {
+        ["api", version] => discovery::api_resource_list("", version),
+        ["apis", group, version] => discovery::api_resource_list(group, version),
+        ["apis", group] => discovery::api_group_list()["groups"]
+            .as_array()
+            .and_then(|groups| groups.iter().find(|g| g["name"] == *group).cloned())
+            .map(|mut g| {
+                g["kind"] = json!("APIGroup");
+                g["apiVersion"] = json!("v1");
+                g
+            }),
+        _ => {
+            let (parts, body) = request.into_parts();
+            return rest::handle(state, parts.method, parts.uri, parts.headers, body).await;
+        }
+    };
+    match legacy {
+        Some(doc) => json_response(StatusCode::OK, &doc, &[]),
+        None => error_response(ApiError::no_such_path(&path)),
+    }
+}
+
+/// One line per request at debug level: what `-v=6` shows for a real apiserver's audit log.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(%method, %uri, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    response
 }

@@ -1,1 +1,40 @@
-//! Shared helpers for the end-to-end tests.
+//! # kubelab-tests: the cluster seen from outside
+//!
+//! Unit tests check one function; the tests in this crate check what a *user* of kubelab sees. Each one starts a
+//! real apiserver (in this process, on a free port, with a fresh data directory) and drives it the way people
+//! and programs drive a Kubernetes cluster:
+//!
+//! - with the real `kubectl` on the `PATH` (`tests/kubectl.rs`): apply a manifest written for real Kubernetes,
+//!   read the columns it prints, watch, get refused with the right message;
+//! - with raw HTTP (`tests/http.rs`): the edge cases kubectl never sends (malformed JSON, huge bodies, a watch
+//!   from a forgotten revision, etcd going away and coming back);
+//! - with kube-rs (`tests/kube_rs.rs`): a second client that nobody here wrote;
+//! - across restarts (`tests/persistence.rs`): the embedded store and etcd keep what they were given.
+//!
+//! The harness, in reading order:
+//! - [`server`]: [`spawn_apiserver`] and [`spawn_apiserver_on_etcd`] start a [`TestServer`] and write a
+//!   kubeconfig for it;
+//! - [`kubectl`]: [`Kubectl`] runs the real kubectl against that server, and [`KubectlWatch`] follows
+//!   `kubectl get -w` line by line;
+//! - [`wait`]: [`wait_for`] polls a condition until it holds, instead of sleeping and hoping;
+//! - [`check`]: reading what kubectl prints ([`tables`]) and comparing what we sent with what came back
+//!   ([`missing_fields`]).
+//!
+//! Every test owns everything it uses: its server, its temporary directory, its etcd, its kubectl processes.
+//! They are cleaned up when the test ends, passed or failed (temporary directories and child processes are
+//! removed on drop, which also runs while a failed assertion unwinds). So tests run in parallel and never depend
+//! on a service that something else started — Docker aside, which these tests do not use.
+//!
+//! Book chapter: "The API server and the cluster store" (section "Testing it like a user").
+
+pub mod check;
+pub mod kubectl;
+pub mod server;
+pub mod wait;
+
+pub use check::{Table, missing_fields, tables};
+pub use kubectl::{Kubectl, KubectlOutput, KubectlWatch};
+pub use server::{TestServer, spawn_apiserver, spawn_apiserver_on_etcd};
+pub use wait::wait_for;
+
+pub use kubelab_apiserver::store::etcd_server::EtcdServer;

@@ -18,6 +18,7 @@
 
 pub mod embedded;
 pub mod etcd;
+pub mod etcd_server;
 #[cfg(test)]
 pub mod suite;
 

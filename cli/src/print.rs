@@ -1,0 +1,168 @@
+//! Small things printed the way kubectl prints them: errors, object names, ages, YAML.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use kubelab_api::ApiError;
+use kubelab_api::client::ClientError;
+use kubelab_api::resources::Resource;
+use serde_json::Value;
+
+/// `deployment.apps` or, for the core group, `pod`: how kubectl names a kind in `deployment.apps/web created`.
+pub fn kind_name(resource: &Resource) -> String {
+    let kind = resource.kind.to_ascii_lowercase();
+    if resource.group.is_empty() { kind } else { format!("{kind}.{}", resource.group) }
+}
+
+/// The line kubectl prints for an error.
+///
+/// An `Invalid` error is rebuilt from its field causes (`The Deployment "web" is invalid: spec.replicas: ...`),
+/// other server errors read `Error from server (NotFound): deployments.apps "web" not found`.
+pub fn error_message(err: &anyhow::Error) -> String {
+    let api = err.downcast_ref::<ApiError>().or_else(|| match err.downcast_ref::<ClientError>() {
+        Some(ClientError::Api(api)) => Some(api),
+        _ => None,
+    });
+    match api {
+        Some(api) => api_error_message(api),
+        None => format!("error: {err:#}"),
+    }
+}
+
+/// See [`error_message`]; this is kubectl's `cmdutil.CheckErr` for a `Status`.
+pub fn api_error_message(err: &ApiError) -> String {
+    let causes = err.causes();
+    if err.reason == "Invalid" && !causes.is_empty() {
+        let details = err.details.as_ref();
+        let kind = details.and_then(|d| d.kind.as_deref()).unwrap_or_default();
+        let name = details.and_then(|d| d.name.as_deref()).unwrap_or_default();
+        let lines: Vec<String> = causes
+            .iter()
+            .map(|c| match c.field.as_deref().filter(|f| !f.is_empty()) {
+                Some(field) => format!("{field}: {}", c.message.as_deref().unwrap_or_default()),
+                None => c.message.clone().unwrap_or_default(),
+            })
+            .collect();
+        let head = format!("The {kind} {name:?} is invalid: ");
+        return match lines.as_slice() {
+            [one] => format!("{head}{one}"),
+            many => format!("{head}\n* {}", many.join("\n* ")),
+        };
+    }
+    if err.reason.is_empty() {
+        format!("Error from server: {}", err.message)
+    } else {
+        format!("Error from server ({}): {}", err.reason, err.message)
+    }
+}
+
+/// Whether an error is the server's 404.
+pub fn is_not_found(err: &ClientError) -> bool {
+    matches!(err, ClientError::Api(api) if api.code == 404)
+}
+
+/// The age of an object from an RFC 3339 timestamp, or `<unknown>`.
+pub fn age(timestamp: &str, now: DateTime<Utc>) -> String {
+    match DateTime::parse_from_rfc3339(timestamp) {
+        Ok(then) => human_duration(now.signed_duration_since(then)),
+        Err(_) => "<unknown>".to_string(),
+    }
+}
+
+/// kubectl's `duration.HumanDuration`: precise when recent (`95s`, `3m20s`), coarser as time passes (`5h`, `12d`).
+pub fn human_duration(d: TimeDelta) -> String {
+    let seconds = d.num_seconds();
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    if seconds < 0 {
+        return "0s".into();
+    }
+    if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        return match seconds % 60 {
+            0 => format!("{minutes}m"),
+            s => format!("{minutes}m{s}s"),
+        };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        return match minutes % 60 {
+            0 => format!("{hours}h"),
+            m => format!("{hours}h{m}m"),
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    let days = hours / 24;
+    if hours < 24 * 8 {
+        return match hours % 24 {
+            0 => format!("{days}d"),
+            h => format!("{days}d{h}h"),
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{days}d");
+    }
+    let years = days / 365;
+    if hours < 24 * 365 * 8 {
+        return match days % 365 {
+            0 => format!("{years}y"),
+            d => format!("{years}y{d}d"),
+        };
+    }
+    format!("{years}y")
+}
+
+/// An object (or a list) as YAML, as `-o yaml` prints it.
+pub fn to_yaml(value: &Value) -> anyhow::Result<String> {
+    Ok(serde_saphyr::to_string(value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let cases =
+            [(5, "5s"), (119, "119s"), (200, "3m20s"), (600, "10m"), (3 * 3600 + 120, "3h2m"), (30 * 3600, "30h")];
+        for (seconds, expected) in cases {
+            assert_eq!(human_duration(TimeDelta::seconds(seconds)), expected, "{seconds}s");
+        }
+        assert_eq!(human_duration(TimeDelta::days(3) + TimeDelta::hours(4)), "3d4h");
+        assert_eq!(human_duration(TimeDelta::days(400)), "400d");
+    }
+
+    #[test]
+    fn invalid_errors_are_rebuilt_from_their_causes() {
+        let err = ApiError::invalid(
+            "apps",
+            "Deployment",
+            "web",
+            vec![kubelab_api::Cause::invalid("spec.replicas", -1, "must be greater than or equal to 0")],
+        );
+        assert_eq!(
+            api_error_message(&err),
+            "The Deployment \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
+    }
+
+    #[test]
+    fn other_errors_name_their_reason() {
+        let err = ApiError::not_found("apps", "deployments", "web");
+        assert_eq!(api_error_message(&err), "Error from server (NotFound): deployments.apps \"web\" not found");
+    }
+
+    #[test]
+    fn core_kinds_have_no_group_suffix() {
+        let pods = kubelab_api::resources::by_user_name("po").unwrap();
+        let deploy = kubelab_api::resources::by_user_name("deploy").unwrap();
+        assert_eq!((kind_name(pods), kind_name(deploy)), ("pod".to_string(), "deployment.apps".to_string()));
+    }
+}

@@ -1,0 +1,213 @@
+//! Running the real kubectl against a test server.
+//!
+//! The point of these tests is that the *real* kubectl works, so we run the `kubectl` binary on the `PATH` as a
+//! child process, exactly as a student would type it, with two flags added to every call:
+//!
+//! - `--kubeconfig <dir>/kubeconfig`, so that it talks to this test's server and never to `~/.kube/config`;
+//! - `--cache-dir <dir>/kubectl-cache`: kubectl caches discovery per server address, and a port reused by a later
+//!   test must not find the previous server's resource list there.
+//!
+//! The processes are Tokio's, so the in-process apiserver keeps answering while we wait for kubectl, and every
+//! child is killed when its handle is dropped (a failed test leaves no `kubectl get -w` behind).
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// How long one kubectl command may run. kubectl itself gives up on an unreachable server after about 30 s.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The real kubectl, pointed at one test server.
+#[derive(Debug, Clone)]
+pub struct Kubectl {
+    kubeconfig: PathBuf,
+    cache_dir: PathBuf,
+    /// The working directory of every command (the test's temporary directory).
+    workdir: PathBuf,
+}
+
+/// What a finished kubectl command left behind.
+#[derive(Debug, Clone)]
+pub struct KubectlOutput {
+    /// The command line, for messages (`kubectl get deploy -n shop`).
+    pub command: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KubectlOutput {
+    /// Whether kubectl exited with 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// The non-empty lines of stdout, trimmed at the end.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().map(str::trim_end).filter(|l| !l.is_empty()).collect()
+    }
+}
+
+impl std::fmt::Display for KubectlOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "$ {}\n[{}]\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.command, self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Kubectl {
+    /// A kubectl using `kubeconfig` and `cache_dir`, running in `workdir`.
+    pub fn new(kubeconfig: &Path, cache_dir: &Path, workdir: &Path) -> Self {
+        Kubectl {
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache_dir: cache_dir.to_path_buf(),
+            workdir: workdir.to_path_buf(),
+        }
+    }
+
+    /// Runs `kubectl <args>` to completion, whatever its exit status.
+    pub async fn run(&self, args: &[&str]) -> anyhow::Result<KubectlOutput> {
+        self.run_with_stdin(args, None).await
+    }
+
+    /// Runs `kubectl <args>`, feeding `stdin` to it (for `-f -`).
+    pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<KubectlOutput> {
+        let command = format!("kubectl {}", args.join(" "));
+        let mut child = self
+            .command(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running `{command}`: is kubectl on the PATH?"))?;
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().context("kubectl's stdin")?;
+            pipe.write_all(input.as_bytes()).await?;
+            drop(pipe);
+        }
+        // `kill_on_drop` ends the child if the timeout drops the future.
+        let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+            .await
+            .with_context(|| format!("`{command}` did not finish within {COMMAND_TIMEOUT:?}"))??;
+        Ok(KubectlOutput {
+            command,
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// Runs `kubectl <args>`, fails (with everything kubectl printed) unless it exits with 0, and returns stdout.
+    pub async fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.run(args).await?;
+        if !output.success() {
+            bail!("kubectl failed:\n{output}");
+        }
+        Ok(output.stdout)
+    }
+
+    /// Runs `kubectl <args>`, fails unless it exits with an error, and returns stderr (where kubectl explains it).
+    pub async fn fails(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.run(args).await?;
+        if output.success() {
+            bail!("kubectl was expected to fail but succeeded:\n{output}");
+        }
+        Ok(output.stderr)
+    }
+
+    /// Starts a long-running kubectl (`get -w`) whose output lines the test reads as they come.
+    pub fn watch(&self, args: &[&str]) -> anyhow::Result<KubectlWatch> {
+        let command = format!("kubectl {}", args.join(" "));
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running `{command}`: is kubectl on the PATH?"))?;
+        let stdout = child.stdout.take().context("kubectl's stdout")?;
+        Ok(KubectlWatch { command, child, lines: BufReader::new(stdout).lines(), seen: Vec::new() })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache_dir)
+            .args(args)
+            .current_dir(&self.workdir)
+            // Nothing from the developer's environment may redirect kubectl to another cluster.
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true);
+        command
+    }
+}
+
+/// A running `kubectl get -w`: read its lines as they are printed. Killed when dropped.
+pub struct KubectlWatch {
+    command: String,
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    /// Every line read so far, for error messages.
+    seen: Vec<String>,
+}
+
+impl KubectlWatch {
+    /// Reads lines until one satisfies `wanted` and returns it; fails after `timeout`, or if kubectl exits first,
+    /// with everything it printed.
+    pub async fn line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return Ok(line);
+                    }
+                }
+                Ok(Ok(None)) => {
+                    let stderr = self.stderr().await;
+                    bail!(
+                        "`{}` exited before printing {what}; it printed:\n{}\nstderr:\n{stderr}",
+                        self.command,
+                        self.seen.join("\n"),
+                    )
+                }
+                Ok(Err(err)) => return Err(err).context("reading kubectl's output"),
+                Err(_) => bail!(
+                    "`{}` did not print {what} within {timeout:?}; it printed:\n{}",
+                    self.command,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Every line printed so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// What kubectl wrote on stderr (only complete once it has exited).
+    async fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), stderr.read_to_string(&mut text)).await;
+        }
+        text
+    }
+}
