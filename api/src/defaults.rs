@@ -40,11 +40,13 @@ use k8s_openapi::api::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+// ANCHOR: defaults
 /// Fills in the fields Kubernetes defaults.
 pub trait Defaults {
     /// Sets every unset field that has a default; never overwrites what the user wrote.
     fn apply_defaults(&mut self) {}
 }
+// ANCHOR_END: defaults
 
 impl Defaults for Pod {
     fn apply_defaults(&mut self) {

@@ -11,6 +11,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use std::marker::PhantomData;
 
+// ANCHOR: rules
 /// What the apiserver needs to know about one kind beyond its [`crate::resources::Resource`] entry.
 pub trait Rules: Sync + Send {
     /// Reads `object` as this kind, applies Kubernetes' defaults and returns it as JSON again, with the paths of
@@ -20,6 +21,7 @@ pub trait Rules: Sync + Send {
     /// Checks a decoded object; `old` is the stored object on updates, for immutable fields.
     fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause>;
 }
+// ANCHOR_END: rules
 
 /// The result of [`Rules::decode`].
 #[derive(Debug, Clone, PartialEq)]

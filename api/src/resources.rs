@@ -12,6 +12,7 @@ use k8s_openapi::api::{
     core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Service},
 };
 
+// ANCHOR: resource
 /// One kind of object the API serves, e.g. `apps/v1` `Deployment` at `deployments`.
 pub struct Resource {
     /// API group, `""` for the core (legacy) group served under `/api`.
@@ -37,6 +38,7 @@ pub struct Resource {
     /// Per-kind behaviour: decoding, defaulting, validation.
     pub rules: &'static dyn Rules,
 }
+// ANCHOR_END: resource
 
 /// A subresource such as `deployments/scale`, and the kind it speaks.
 #[derive(Debug, PartialEq, Eq)]
@@ -169,6 +171,7 @@ pub static RESOURCES: &[Resource] = &[
         storage_prefix: "/registry/replicasets",
         rules: &Typed::<ReplicaSet>::NEW,
     },
+    // ANCHOR: deployment
     Resource {
         group: "apps",
         version: "v1",
@@ -182,6 +185,7 @@ pub static RESOURCES: &[Resource] = &[
         storage_prefix: "/registry/deployments",
         rules: &Typed::<Deployment>::NEW,
     },
+    // ANCHOR_END: deployment
     Resource {
         group: "coordination.k8s.io",
         version: "v1",
@@ -211,6 +215,7 @@ impl PartialEq for Resource {
 }
 
 impl Resource {
+    // ANCHOR: paths
     /// `v1` for the core group, `apps/v1` otherwise: the `apiVersion` of its objects.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
@@ -238,7 +243,9 @@ impl Resource {
     pub fn object_path(&self, namespace: Option<&str>, name: &str) -> String {
         format!("{}/{name}", self.collection_path(namespace))
     }
+    // ANCHOR_END: paths
 
+    // ANCHOR: storage_key
     /// The store key of one object: `/registry/deployments/default/web`, `/registry/minions/node-1`.
     pub fn storage_key(&self, namespace: &str, name: &str) -> String {
         if self.namespaced {
@@ -256,6 +263,7 @@ impl Resource {
             _ => format!("{}/", self.storage_prefix),
         }
     }
+    // ANCHOR_END: storage_key
 
     /// The `kind` of a list of these objects: `DeploymentList`.
     pub fn list_kind(&self) -> String {
@@ -268,10 +276,12 @@ impl Resource {
     }
 }
 
+// ANCHOR: by_path
 /// Finds the resource served at `group`/`version`/`plural` — how the apiserver routes a request.
 pub fn by_path(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
     RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
+// ANCHOR_END: by_path
 
 /// Finds the resource of an object by its `apiVersion` and `kind` — how `apply -f` knows where to send a manifest.
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {

@@ -8,6 +8,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
 use std::fmt;
 
+// ANCHOR: cause
 /// One problem with one field of an object, as `field.Error` in Kubernetes' `apimachinery/pkg/util/validation/field`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cause {
@@ -18,6 +19,7 @@ pub struct Cause {
     /// The human text, already prefixed the way Kubernetes prefixes it (`Invalid value: -1: ...`).
     pub message: String,
 }
+// ANCHOR_END: cause
 
 impl Cause {
     /// `Invalid value: <value>: <detail>`; `value` is printed as JSON, so strings are quoted as Kubernetes quotes them.
@@ -67,6 +69,7 @@ impl fmt::Display for Cause {
     }
 }
 
+// ANCHOR: api_error
 /// An API error: what the apiserver answers instead of an object, and what the client hands back to its caller.
 ///
 /// It is a thin, readable wrapper around the wire type `metav1.Status`.
@@ -82,6 +85,7 @@ pub struct ApiError {
     /// Which object the error is about (resource plural as `kind`, as Kubernetes does) and, for `Invalid`, why.
     pub details: Option<StatusDetails>,
 }
+// ANCHOR_END: api_error
 
 impl ApiError {
     fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
@@ -110,6 +114,7 @@ impl ApiError {
             .about(group, plural, name)
     }
 
+    // ANCHOR: conflict
     /// 409: an update carried a resourceVersion that is no longer current (optimistic concurrency).
     pub fn conflict(group: &str, plural: &str, name: &str) -> Self {
         Self::new(
@@ -122,7 +127,9 @@ impl ApiError {
         )
         .about(group, plural, name)
     }
+    // ANCHOR_END: conflict
 
+    // ANCHOR: invalid
     /// 422: the object failed validation; one cause per field.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let list: Vec<String> = causes.iter().map(|c| c.to_string()).collect();
@@ -142,6 +149,7 @@ impl ApiError {
         });
         err
     }
+    // ANCHOR_END: invalid
 
     /// 400: the request itself is malformed.
     pub fn bad_request(message: impl Into<String>) -> Self {

@@ -32,6 +32,7 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoSuchPath;
 
+// ANCHOR: parse
 /// Parses `/api/v1/...` or `/apis/<group>/<version>/...`.
 pub fn parse(path: &str) -> Result<Target, NoSuchPath> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -73,6 +74,7 @@ pub fn parse(path: &str) -> Result<Target, NoSuchPath> {
         _ => Err(NoSuchPath),
     }
 }
+// ANCHOR_END: parse
 
 #[cfg(test)]
 mod tests {

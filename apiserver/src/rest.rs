@@ -60,6 +60,7 @@ pub async fn handle(
     result.unwrap_or_else(error_response)
 }
 
+// ANCHOR: serve
 async fn serve(
     state: &AppState,
     method: Method,
@@ -174,6 +175,7 @@ async fn serve(
         ))),
     }
 }
+// ANCHOR_END: serve
 
 /// `GET ...?watch=1`: a chunked stream of newline-delimited JSON events.
 async fn watch(

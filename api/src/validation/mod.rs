@@ -55,6 +55,7 @@ use k8s_openapi::api::{
 };
 use std::fmt;
 
+// ANCHOR: validate
 /// Checks an object; `old` is the stored version on updates.
 pub trait Validate: Sized {
     /// Every problem found, each with its field path; empty when the object is valid.
@@ -62,6 +63,7 @@ pub trait Validate: Sized {
         Vec::new()
     }
 }
+// ANCHOR_END: validate
 
 impl Validate for Pod {
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {

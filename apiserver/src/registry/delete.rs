@@ -54,6 +54,7 @@ impl DeleteOptions {
 }
 
 impl Registry {
+    // ANCHOR: delete
     /// `DELETE .../<plural>/<name>`: returns the object as it is after the request (gone, or marked).
     pub async fn delete(
         &self,
@@ -107,6 +108,7 @@ impl Registry {
         // deletionTimestamp is system metadata, so it is written here, around the usual update path.
         self.write_marked(resource, namespace, name, object, revision, &write).await
     }
+    // ANCHOR_END: delete
 
     /// Stores an object that has just been marked for deletion.
     async fn write_marked(

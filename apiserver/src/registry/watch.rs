@@ -100,6 +100,7 @@ impl Registry {
     }
 }
 
+// ANCHOR: to_watch_event
 /// Turns a store change into what a watcher with `filter` should see, if anything.
 fn to_watch_event(filter: &Filter, change: Event) -> Result<Option<WatchEvent>, ApiError> {
     Ok(match change {
@@ -127,3 +128,4 @@ fn to_watch_event(filter: &Filter, change: Event) -> Result<Option<WatchEvent>, 
         }
     })
 }
+// ANCHOR_END: to_watch_event

@@ -148,6 +148,7 @@ impl Registry {
         Ok(())
     }
 
+    // ANCHOR: create
     /// `POST .../<plural>`.
     pub async fn create(
         &self,
@@ -211,7 +212,9 @@ impl Registry {
         }
         Ok(Written { object, created: true, warnings })
     }
+    // ANCHOR_END: create
 
+    // ANCHOR: update
     /// `PUT .../<plural>/<name>[/status]`: replaces the object, or only its status.
     pub async fn update(
         &self,
@@ -267,6 +270,7 @@ impl Registry {
         }
         Ok(Written { object, created: false, warnings })
     }
+    // ANCHOR_END: update
 
     /// `PATCH .../<plural>/<name>[/status]`: read, patch, write — retried when someone else wrote in between,
     /// unless the patch itself names a resourceVersion. A server-side apply patch creates the object if missing.
@@ -322,6 +326,7 @@ impl Registry {
     }
 }
 
+// ANCHOR: merge_parts
 /// Combines the stored object and the incoming one according to which part the request may write.
 fn merge_parts(resource: &Resource, old: &Value, new: Value, part: Part) -> Value {
     let has_status = resource.subresource("status").is_some();
@@ -356,6 +361,7 @@ fn merge_parts(resource: &Resource, old: &Value, new: Value, part: Part) -> Valu
     meta.remove("managedFields");
     result
 }
+// ANCHOR_END: merge_parts
 
 /// Whether a patch body carries `metadata.resourceVersion` (then a conflict must be reported, not retried).
 fn patch_names_version(body: &[u8]) -> bool {

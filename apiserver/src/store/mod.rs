@@ -27,6 +27,7 @@ use futures::stream::BoxStream;
 /// The store's logical clock: every write increments it. Starts at 1 for an empty store.
 pub type Revision = i64;
 
+// ANCHOR: event
 /// A stored object: the JSON bytes and the revision that last wrote them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyValue {
@@ -44,6 +45,7 @@ pub enum Event {
     /// The key was deleted at `revision`; `prev` is what it held until then.
     Delete { prev: KeyValue, revision: Revision },
 }
+// ANCHOR_END: event
 
 impl Event {
     /// The revision at which this change happened.
@@ -58,6 +60,7 @@ impl Event {
 /// A stream of changes, in revision order.
 pub type WatchStream = BoxStream<'static, Result<Event, StoreError>>;
 
+// ANCHOR: store_error
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -80,7 +83,9 @@ pub enum StoreError {
     #[error("cluster store error: {0}")]
     Internal(String),
 }
+// ANCHOR_END: store_error
 
+// ANCHOR: store
 /// The contract between the apiserver and its storage: get, list, create, update-if-revision, delete, watch.
 ///
 /// Values are opaque bytes to the store (the apiserver writes JSON). Every method is atomic.
@@ -110,3 +115,4 @@ pub trait Store: Send + Sync + 'static {
     /// The store's current revision.
     async fn current_revision(&self) -> Result<Revision, StoreError>;
 }
+// ANCHOR_END: store
