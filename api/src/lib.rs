@@ -11,13 +11,16 @@
 //! - [`status`]: errors in Kubernetes' own `Status` form;
 //! - [`selectors`]: label selectors and field selectors;
 //! - [`object`]: small helpers to read and write the metadata of a JSON object;
-//! - [`client`] and [`kubeconfig`]: how a component or the CLI talks to the apiserver.
+//! - [`client`] and [`kubeconfig`]: how a component or the CLI talks to the apiserver;
+//! - [`informer`]: list + watch + a local cache, how every component follows the cluster.
 //!
 //! The object types themselves are not redefined: they are the `k8s-openapi` types, so the wire format is
 //! exactly Kubernetes'.
 
 pub mod client;
 pub mod defaults;
+pub mod events;
+pub mod informer;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod names;

@@ -1,0 +1,238 @@
+//! Informers: list, then watch, then keep a local copy — how every component follows the cluster.
+//!
+//! A controller could ask the apiserver for the objects it cares about every second. It would be slow and would
+//! miss what changed in between. Instead, client-go's *informer* (kube-rs calls it `watcher` + `reflector`) does:
+//!
+//! 1. **list** the objects, remember the list's `resourceVersion`;
+//! 2. **watch** from that version: every change after the list arrives as an event, nothing is missed;
+//! 3. keep a **cache** of the objects, updated by each event, that the component reads instead of the apiserver;
+//! 4. when the watch ends (a timeout, a restart of the apiserver) **watch again** from the last version seen;
+//!    when the server says that version is too old (`410 Expired`), go back to 1 — the cache is rebuilt from a
+//!    fresh list.
+//!
+//! [`watch_changes`] is steps 1, 2 and 4 as a stream of [`Change`]s; [`Informer`] adds the cache and tells its
+//! owner *which* object changed, not how: reconcilers are level-triggered and read the cache themselves.
+//!
+//! What we leave out: client-go's shared informer factory (one watch per kind shared by every controller of a
+//! process) and its resync timer.
+
+use crate::client::{Client, ClientError, ListParams, WatchEventType};
+use crate::resources::Resource;
+use crate::{ApiError, object};
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What an informer learns from the apiserver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A fresh, complete list: replace everything known so far (at start and after `410 Expired`).
+    Restarted(Vec<Value>),
+    /// An object was created or changed.
+    Applied(Value),
+    /// An object was deleted (its last state).
+    Deleted(Value),
+}
+
+/// `namespace/name`, or `name` for cluster-scoped objects: how caches and work queues name objects.
+pub fn key_of(object: &Value) -> String {
+    match object::namespace(object) {
+        "" => object::name(object).to_string(),
+        ns => format!("{ns}/{}", object::name(object)),
+    }
+}
+
+/// Lists and watches `resource` forever, as a stream of changes. Errors are retried with back-off (1 s doubling to
+/// 30 s); the stream only yields them so the caller can log them.
+pub fn watch_changes(
+    client: Client,
+    resource: &'static Resource,
+    namespace: Option<String>,
+    params: ListParams,
+) -> impl Stream<Item = Result<Change, ClientError>> + Send {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_secs(1);
+        // Outer loop: (re)list. Inner loop: (re)watch from the last version seen.
+        'list: loop {
+            let list = match client.list(resource, namespace.as_deref(), &params).await {
+                Ok(list) => list,
+                Err(err) => {
+                    if tx.send(Err(err)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue 'list;
+                }
+            };
+            let mut version = list.resource_version;
+            if tx.send(Ok(Change::Restarted(list.items))).await.is_err() {
+                return;
+            }
+            loop {
+                let mut events = match client.watch(resource, namespace.as_deref(), &params, &version).await {
+                    Ok(events) => events,
+                    Err(err) => {
+                        let expired = matches!(&err, ClientError::Api(ApiError { code: 410, .. }));
+                        if tx.send(Err(err)).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                        if expired {
+                            continue 'list;
+                        }
+                        continue;
+                    }
+                };
+                backoff = Duration::from_secs(1);
+                while let Some(event) = events.next().await {
+                    let change = match event {
+                        Ok(event) => match event.type_ {
+                            WatchEventType::Added | WatchEventType::Modified => Change::Applied(event.object),
+                            WatchEventType::Deleted => Change::Deleted(event.object),
+                            WatchEventType::Bookmark => {
+                                version = object::resource_version(&event.object).to_string();
+                                continue;
+                            }
+                            WatchEventType::Error => {
+                                let err = event.error().unwrap_or_else(|| ApiError::internal("watch error"));
+                                let expired = err.code == 410;
+                                let _ = tx.send(Err(ClientError::Api(err))).await;
+                                if expired {
+                                    continue 'list;
+                                }
+                                break;
+                            }
+                        },
+                        Err(err) => {
+                            let _ = tx.send(Err(err)).await;
+                            break;
+                        }
+                    };
+                    if let Change::Applied(object) | Change::Deleted(object) = &change {
+                        version = object::resource_version(object).to_string();
+                    }
+                    if tx.send(Ok(change)).await.is_err() {
+                        return;
+                    }
+                }
+                // The watch ended (server timeout, apiserver restart): watch again from where we were.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// A read-only, always-current copy of the objects an informer follows.
+#[derive(Debug, Clone, Default)]
+pub struct Cache {
+    /// A std `RwLock`, not Tokio's: it is never held across an `.await`, and readers vastly outnumber the one
+    /// writer.
+    objects: Arc<RwLock<BTreeMap<String, Value>>>,
+}
+
+impl Cache {
+    /// The object with this key (`namespace/name`).
+    pub fn get(&self, key: &str) -> Option<Value> {
+        self.objects.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(key).cloned()
+    }
+
+    /// Every object, in key order.
+    pub fn list(&self) -> Vec<Value> {
+        self.objects.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect()
+    }
+
+    /// Every object as its typed form; objects that do not parse are skipped.
+    pub fn list_typed<K: DeserializeOwned>(&self) -> Vec<K> {
+        self.list().into_iter().filter_map(|o| serde_json::from_value(o).ok()).collect()
+    }
+
+    /// One object as its typed form.
+    pub fn get_typed<K: DeserializeOwned>(&self, key: &str) -> Option<K> {
+        self.get(key).and_then(|o| serde_json::from_value(o).ok())
+    }
+
+    /// Applies a change; returns the keys it touched.
+    fn apply(&self, change: Change) -> Vec<String> {
+        let mut objects = self.objects.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match change {
+            Change::Restarted(items) => {
+                let mut keys: Vec<String> = objects.keys().cloned().collect();
+                objects.clear();
+                for item in items {
+                    let key = key_of(&item);
+                    keys.push(key.clone());
+                    objects.insert(key, item);
+                }
+                keys.sort();
+                keys.dedup();
+                keys
+            }
+            Change::Applied(object) => {
+                let key = key_of(&object);
+                objects.insert(key.clone(), object);
+                vec![key]
+            }
+            Change::Deleted(object) => {
+                let key = key_of(&object);
+                objects.remove(&key);
+                vec![key]
+            }
+        }
+    }
+}
+
+/// A running informer: its cache, and a channel of the keys that changed.
+pub struct Informer {
+    pub cache: Cache,
+    /// Keys of objects that changed (created, updated, deleted, or touched by a relist). A key may repeat.
+    pub changed: mpsc::UnboundedReceiver<String>,
+    /// Resolves once the first list has filled the cache.
+    pub synced: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Informer {
+    /// Starts following `resource` (in `namespace`, or everywhere) in the background.
+    pub fn spawn(client: Client, resource: &'static Resource, namespace: Option<String>, params: ListParams) -> Self {
+        let cache = Cache::default();
+        let (keys_tx, changed) = mpsc::unbounded_channel();
+        let (synced_tx, synced) = tokio::sync::watch::channel(false);
+        let writer = cache.clone();
+        tokio::spawn(async move {
+            let mut changes = Box::pin(watch_changes(client, resource, namespace, params));
+            while let Some(change) = changes.next().await {
+                match change {
+                    Ok(change) => {
+                        let restarted = matches!(change, Change::Restarted(_));
+                        for key in writer.apply(change) {
+                            if keys_tx.send(key).is_err() {
+                                return;
+                            }
+                        }
+                        if restarted {
+                            let _ = synced_tx.send(true);
+                        }
+                    }
+                    Err(err) => tracing::warn!(resource = resource.plural, error = %err, "informer: retrying"),
+                }
+            }
+        });
+        Informer { cache, changed, synced }
+    }
+
+    /// Waits until the cache holds a complete list.
+    pub async fn wait_synced(&mut self) {
+        let _ = self.synced.wait_for(|synced| *synced).await;
+    }
+}

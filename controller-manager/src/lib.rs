@@ -1,0 +1,1 @@
+//! kubelab-controller-manager (being written)

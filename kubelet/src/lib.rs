@@ -1,0 +1,1 @@
+//! kubelab-kubelet (being written)

@@ -1,0 +1,1 @@
+//! kubelab-scheduler (being written)
