@@ -61,6 +61,8 @@ const SCALE: Subresource = Subresource {
 };
 const BINDING: Subresource =
     Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: &["create"] };
+/// `kubectl logs`: the apiserver forwards it to the kubelet of the pod's node.
+const LOG: Subresource = Subresource { name: "log", group: "", version: "v1", kind: "Pod", verbs: &["get"] };
 
 /// The verbs every top-level resource supports.
 pub const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -89,7 +91,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         categories: &["all"],
-        subresources: &[STATUS, BINDING],
+        subresources: &[STATUS, BINDING, LOG],
         storage_prefix: "/registry/pods",
         rules: &Typed::<Pod>::NEW,
     },

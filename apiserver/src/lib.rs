@@ -35,6 +35,7 @@
 //! - [`discovery`], [`openapi`] and [`table`]: what kubectl needs to find resources, validate manifests
 //!   and print `kubectl get` columns;
 //! - [`protobuf`]: reading the protobuf bodies `kubectl create` sends;
+//! - [`logs`]: `kubectl logs`, forwarded to the kubelet of the pod's node;
 //! - [`server`]: the routes and startup.
 //!
 //! ## What real Kubernetes does that we leave out
@@ -48,6 +49,7 @@
 //! Book chapter: "The API server and the cluster store".
 
 pub mod discovery;
+pub mod logs;
 pub mod openapi;
 pub mod patch;
 pub mod paths;

@@ -165,6 +165,7 @@ async fn serve(
                 &[],
             ))
         }
+        (&Method::GET, Some(name), Some("log")) => crate::logs::pod_logs(registry, &ns, name, params).await,
         (&Method::POST, Some(name), Some("binding")) => {
             let binding = read_object(headers, body).await?;
             Ok(json_response(StatusCode::CREATED, &registry.bind(resource, &ns, name, &binding).await?, &[]))

@@ -254,7 +254,7 @@ impl Registry {
             // Kubernetes skips writes that change nothing: the resourceVersion stays, watchers see no event.
             return Ok(Written { object, created: false, warnings });
         }
-        if object.pointer("/metadata/deletionTimestamp").is_some() && object::finalizers(&object).is_empty() {
+        if finalization_done(&object) {
             // The last finalizer is gone: the object was only waiting for that to disappear.
             let object = self.remove(resource, namespace, name, current, options).await?;
             return Ok(Written { object, created: false, warnings });
@@ -362,6 +362,17 @@ fn merge_parts(resource: &Resource, old: &Value, new: Value, part: Part) -> Valu
     result
 }
 // ANCHOR_END: merge_parts
+
+/// Whether an object marked for deletion has nothing left to wait for, as Kubernetes' `shouldDeleteDuringUpdate`:
+/// no finalizers, no grace period still running (a terminating pod waits for its kubelet), and for a namespace,
+/// no `spec.finalizers` (the namespace controller empties them once the namespace's content is gone).
+fn finalization_done(object: &Value) -> bool {
+    let marked = object.pointer("/metadata/deletionTimestamp").is_some();
+    let grace_over = object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) == 0;
+    let namespace_finalized = object.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty())
+        || object["kind"] != "Namespace";
+    marked && grace_over && object::finalizers(object).is_empty() && namespace_finalized
+}
 
 /// Whether a patch body carries `metadata.resourceVersion` (then a conflict must be reported, not retried).
 fn patch_names_version(body: &[u8]) -> bool {
