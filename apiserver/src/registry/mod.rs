@@ -16,6 +16,7 @@
 //! The object's `resourceVersion` is not stored inside it: it *is* the store's mod revision, stamped on every read.
 
 mod delete;
+mod namespaces;
 mod subresources;
 mod watch;
 mod write;
@@ -34,6 +35,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
+    /// Which namespaces exist, kept current by a watch, so that creates need not read them from the store.
+    namespaces: namespaces::NamespaceCache,
 }
 
 /// What a list or watch asks for.
@@ -107,8 +110,12 @@ pub(crate) fn encode_for_store(object: &Value) -> Result<Vec<u8>, ApiError> {
 }
 
 impl Registry {
+    /// A registry over `store`; starts following the namespaces in the background (so call it inside a Tokio
+    /// runtime).
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Registry { store }
+        let namespaces = namespaces::NamespaceCache::default();
+        namespaces.follow(store.clone());
+        Registry { store, namespaces }
     }
 
     /// The store, for health checks.

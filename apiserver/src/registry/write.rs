@@ -136,10 +136,17 @@ impl Registry {
         if !resource.namespaced {
             return Ok(());
         }
-        let namespaces = kubelab_api::resources::by_path("", "v1", "namespaces")
-            .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
-        let (ns, _) = self.read(namespaces, "", namespace).await?;
-        if ns.pointer("/metadata/deletionTimestamp").is_some() {
+        let terminating = match self.namespaces.lookup(namespace) {
+            Some(terminating) => terminating,
+            None => {
+                // Not in the cache (yet): the store has the last word.
+                let namespaces = kubelab_api::resources::by_path("", "v1", "namespaces")
+                    .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
+                let (ns, _) = self.read(namespaces, "", namespace).await?;
+                ns.pointer("/metadata/deletionTimestamp").is_some()
+            }
+        };
+        if terminating {
             return Err(ApiError::forbidden(format!(
                 "{} {name:?} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
                 resource.plural

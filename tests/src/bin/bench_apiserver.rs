@@ -427,6 +427,8 @@ impl Report {
                 ms(*values.last().unwrap_or(&Duration::ZERO))
             );
         }
+        out += "\nA delay of 0 from the response means the event had reached the watcher before the client had read the \
+                create's response; the delay from the request includes the create itself.\n";
         out += &format!(
             "\n**Machine:** {}\n\n**Rerun:** `{RERUN}` (add `-- --objects N --concurrency C --watch-objects M` to change the sizes).\n",
             self.machine
