@@ -50,6 +50,10 @@ pub struct RunningServer {
     pub store_description: String,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Kept to stop its background work on shutdown.
+    registry: Registry,
+    /// Lets `shutdown` wait until every user of the store is gone, so the same data dir can be reopened at once.
+    store: std::sync::Weak<dyn Store>,
 }
 
 impl RunningServer {
@@ -61,12 +65,22 @@ impl RunningServer {
     /// Stops accepting requests, ends open watches and waits for the server to finish.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
-        self.task.await?
+        let result = self.task.await?;
+        self.registry.stop().await;
+        drop(self.registry);
+        // Background tasks (the namespace cache, watches) end when aborted, which takes a moment: the store file
+        // is closed when the last of them lets go.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.store.strong_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        result
     }
 
     /// Waits until the server stops by itself (it does only on a fatal error).
     pub async fn wait(self) -> anyhow::Result<()> {
         let _keep_open = self.shutdown;
+        let _registry = self.registry;
         self.task.await?
     }
 }
@@ -84,6 +98,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         let store = EtcdStore::connect(&config.etcd_servers).await?;
         (Arc::new(store), format!("etcd ({})", config.etcd_servers.join(",")))
     };
+    let weak_store = Arc::downgrade(&store);
     let registry = Registry::new(store);
     create_system_namespaces(&registry).await;
 
@@ -91,6 +106,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.bind))?;
     let addr = listener.local_addr()?;
+    let registry_handle = registry.clone();
     let app = router(AppState { registry, bookmark_interval: config.bookmark_interval });
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -102,7 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         Ok(())
     });
     tracing::info!(%addr, store = %store_description, "apiserver listening");
-    Ok(RunningServer { addr, store_description, shutdown, task })
+    Ok(RunningServer { addr, store_description, shutdown, task, registry: registry_handle, store: weak_store })
 }
 
 /// Creates `default`, `kube-system`... unless they exist. A store that is down now is not fatal: the namespaces
@@ -232,4 +248,20 @@ async fn log_request(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     tracing::debug!(%method, %uri, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_server_lets_go_of_its_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
+        let server = start(config.clone()).await.unwrap();
+        server.shutdown().await.unwrap();
+        EmbeddedStore::open(&dir.path().join("store.redb")).expect("the store file is free after shutdown");
+        let again = start(config).await.unwrap();
+        again.shutdown().await.unwrap();
+    }
 }

@@ -37,6 +37,8 @@ pub struct Registry {
     store: Arc<dyn Store>,
     /// Which namespaces exist, kept current by a watch, so that creates need not read them from the store.
     namespaces: namespaces::NamespaceCache,
+    /// The task following the namespaces; [`Registry::stop`] ends it.
+    follow: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// What a list or watch asks for.
@@ -114,8 +116,17 @@ impl Registry {
     /// runtime).
     pub fn new(store: Arc<dyn Store>) -> Self {
         let namespaces = namespaces::NamespaceCache::default();
-        namespaces.follow(store.clone());
-        Registry { store, namespaces }
+        let follow = Arc::new(std::sync::Mutex::new(Some(namespaces.follow(store.clone()))));
+        Registry { store, namespaces, follow }
+    }
+
+    /// Stops the registry's background work and waits until it has let go of the store.
+    pub async fn stop(&self) {
+        let task = self.follow.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     /// The store, for health checks.

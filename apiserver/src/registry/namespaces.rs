@@ -27,8 +27,8 @@ impl NamespaceCache {
         self.terminating.read().unwrap_or_else(|p| p.into_inner()).get(name).copied()
     }
 
-    /// Follows the namespaces in `store` until the process ends: list, then watch; start over on any error.
-    pub(crate) fn follow(&self, store: Arc<dyn Store>) {
+    /// Follows the namespaces in `store`: list, then watch; start over on any error, until the task is aborted.
+    pub(crate) fn follow(&self, store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
         let cache = self.clone();
         tokio::spawn(async move {
             let Some(namespaces) = resources::by_path("", "v1", "namespaces") else { return };
@@ -40,9 +40,10 @@ impl NamespaceCache {
                 cache.terminating.write().unwrap_or_else(|p| p.into_inner()).clear();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-        });
+        })
     }
 
+    /// One list + watch.
     async fn sync(&self, store: &dyn Store, prefix: &str) -> Result<(), crate::store::StoreError> {
         let (kvs, revision) = store.list(prefix).await?;
         let mut changes = store.watch(prefix, revision).await?;
