@@ -9,6 +9,7 @@ use crate::registry::Registry;
 use crate::rest::{self, AppState, error_response, json_response};
 use crate::store::{Store, embedded::EmbeddedStore, etcd::EtcdStore};
 use crate::{discovery, openapi};
+use anyhow::Context;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -49,7 +50,8 @@ pub struct RunningServer {
     /// Which store it uses, for the startup message: `embedded (<path>)` or `etcd (<urls>)`.
     pub store_description: String,
     shutdown: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// `None` once [`RunningServer::wait`] has seen it end.
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Kept to stop its background work on shutdown.
     registry: Registry,
     /// Lets `shutdown` wait until every user of the store is gone, so the same data dir can be reopened at once.
@@ -65,7 +67,10 @@ impl RunningServer {
     /// Stops accepting requests, ends open watches and waits for the server to finish.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
-        let result = self.task.await?;
+        let result = match self.task {
+            Some(task) => task.await?,
+            None => Ok(()),
+        };
         self.registry.stop().await;
         drop(self.registry);
         // Background tasks (the namespace cache, watches) end when aborted, which takes a moment: the store file
@@ -77,11 +82,13 @@ impl RunningServer {
         result
     }
 
-    /// Waits until the server stops by itself (it does only on a fatal error).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        let _keep_open = self.shutdown;
-        let _registry = self.registry;
-        self.task.await?
+    /// Waits until the server stops by itself (only on a fatal error). Cancel-safe: use it in a `select!` beside
+    /// Ctrl-C, then call [`RunningServer::shutdown`].
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        let Some(task) = self.task.as_mut() else { return Ok(()) };
+        let result = task.await;
+        self.task = None;
+        result?
     }
 }
 
@@ -90,6 +97,12 @@ pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"
 
 /// Opens the store, creates the system namespaces, binds the port and starts serving in the background.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    // Bind first: a port already in use is the most common startup error, and should not wait for the store.
+    let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| match config.bind.port() {
+        0 => format!("cannot listen on {}", config.bind),
+        port => format!("cannot listen on {}: is another apiserver (or `kubelab up`) using port {port}?", config.bind),
+    })?;
+    let addr = listener.local_addr()?;
     let (store, store_description): (Arc<dyn Store>, String) = if config.etcd_servers.is_empty() {
         let path = config.data_dir.join("store.redb");
         let store = EmbeddedStore::open(&path)?;
@@ -102,10 +115,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let registry = Registry::new(store);
     create_system_namespaces(&registry).await;
 
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.bind))?;
-    let addr = listener.local_addr()?;
     let registry_handle = registry.clone();
     let app = router(AppState { registry, bookmark_interval: config.bookmark_interval });
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
@@ -118,7 +127,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         Ok(())
     });
     tracing::info!(%addr, store = %store_description, "apiserver listening");
-    Ok(RunningServer { addr, store_description, shutdown, task, registry: registry_handle, store: weak_store })
+    Ok(RunningServer {
+        addr,
+        store_description,
+        shutdown,
+        task: Some(task),
+        registry: registry_handle,
+        store: weak_store,
+    })
 }
 
 /// Creates `default`, `kube-system`... unless they exist. A store that is down now is not fatal: the namespaces

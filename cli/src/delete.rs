@@ -4,7 +4,8 @@
 //! `metadata.finalizers`), the server only sets `deletionTimestamp`, and the object stays until every finalizer
 //! is removed by the controller that put it there. With `--cascade=foreground`, the garbage collector adds the
 //! `foregroundDeletion` finalizer and removes it once the dependents (a Deployment's ReplicaSets and pods) are
-//! gone. So, like kubectl, we wait — by *watching* the object until the server reports it `DELETED`, never by
+//! gone. A pod bound to a node is deleted *gracefully*: it stays, marked, until that node's kubelet has stopped
+//! its containers (within `terminationGracePeriodSeconds`) and confirms. So, like kubectl, we wait — by *watching* the object until the server reports it `DELETED`, never by
 //! polling in a sleep loop.
 
 use crate::context::Context;
@@ -17,6 +18,7 @@ use futures::StreamExt;
 use kubelab_api::client::{ListParams, PropagationPolicy, WatchEventType};
 use kubelab_api::object;
 use kubelab_api::resources::{self, Resource};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -55,6 +57,25 @@ pub struct Delete {
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     wait: bool,
+
+    /// With --wait, give up after this long (`30s`, `5m`, `1h`; a bare number is seconds). `0` waits for ever.
+    #[arg(long, default_value = "0", value_parser = parse_duration, value_name = "DURATION")]
+    timeout: Duration,
+}
+
+/// `30s`, `5m`, `1h`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 1h"))?;
+    match unit {
+        "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!("{text:?} is not a duration such as 30s, 5m or 1h")),
+    }
 }
 
 /// The `--cascade` values, as kubectl spells them.
@@ -97,7 +118,14 @@ impl Delete {
         }
         if self.wait {
             for (victim, label) in &deleted {
-                if let Err(err) = wait_until_gone(ctx, victim, label).await {
+                let waited = if self.timeout.is_zero() {
+                    wait_until_gone(ctx, victim, label).await
+                } else {
+                    tokio::time::timeout(self.timeout, wait_until_gone(ctx, victim, label))
+                        .await
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out waiting for {label} to be deleted")))
+                };
+                if let Err(err) = waited {
                     eprintln!("{}", print::error_message(&err));
                     failed = true;
                 }
@@ -153,7 +181,8 @@ impl Delete {
 ///
 /// The loop: read the object; if it is absent, done; else watch it from the resourceVersion just read, until a
 /// `DELETED` event. If the watch ends without one (server timeout, or an `ERROR` such as `410 Expired`), read
-/// again and watch again. After two seconds, say what we are waiting for, and which finalizers hold the object.
+/// again and watch again. After two seconds, say what we are waiting for and what holds the object, then again
+/// every 30 seconds, and whenever that changes.
 async fn wait_until_gone(ctx: &Context, victim: &Victim, label: &str) -> anyhow::Result<()> {
     let (resource, namespace, name) = (victim.resource, victim.namespace.as_deref(), victim.name.as_str());
     let started = Instant::now();
@@ -170,7 +199,7 @@ async fn wait_until_gone(ctx: &Context, victim: &Victim, label: &str) -> anyhow:
         if *uid.get_or_insert_with(|| current_uid.clone()) != current_uid {
             return Ok(());
         }
-        let mut finalizers = object::finalizers(&current);
+        let mut holder = holding(&current);
         let params = ListParams::default().fields(format!("metadata.name={name}"));
         let mut events = ctx.client.watch(resource, namespace, &params, object::resource_version(&current)).await?;
         loop {
@@ -183,25 +212,47 @@ async fn wait_until_gone(ctx: &Context, victim: &Victim, label: &str) -> anyhow:
                         WatchEventType::Deleted => return Ok(()),
                         WatchEventType::Error => break,
                         WatchEventType::Modified => {
-                            let now = object::finalizers(&event.object);
-                            if now != finalizers && Instant::now() >= started + Duration::from_secs(2) {
-                                eprintln!("{label}: finalizers now {}", describe_finalizers(&now));
+                            let now = holding(&event.object);
+                            if now != holder && Instant::now() >= started + Duration::from_secs(2) {
+                                eprintln!("{label} is now held by {now}");
                             }
-                            finalizers = now;
+                            holder = now;
                         }
                         _ => {}
                     },
                 },
                 _ = tokio::time::sleep_until(next_notice) => {
                     let waited = started.elapsed().as_secs();
-                    eprintln!("waiting for {label} to be deleted ({waited}s; finalizers: {})", describe_finalizers(&finalizers));
-                    next_notice += Duration::from_secs(10);
+                    eprintln!("waiting for {label} to be deleted ({waited}s; held by {holder})");
+                    next_notice += Duration::from_secs(30);
                 }
             }
         }
     }
 }
 
-fn describe_finalizers(finalizers: &[String]) -> String {
-    if finalizers.is_empty() { "none".into() } else { finalizers.join(", ") }
+/// What keeps a deleted object in place: its finalizers, or a graceful deletion the kubelet must confirm.
+fn holding(object: &Value) -> String {
+    let finalizers = object::finalizers(object);
+    if !finalizers.is_empty() {
+        return format!("finalizers {}", finalizers.join(", "));
+    }
+    match object.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64) {
+        Some(grace) if grace > 0 => format!("graceful deletion: the kubelet has {grace}s to stop its containers"),
+        _ => "nothing visible yet".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_seconds_minutes_and_hours() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("soon").is_err());
+    }
 }

@@ -93,19 +93,19 @@ async fn describe(ctx: &Context, resource: &'static Resource, object: &Value) ->
     page.finish()
 }
 
-/// Name, Namespace, Labels, Annotations, CreationTimestamp: the same for every kind.
+/// Name, Namespace, CreationTimestamp, Labels, Annotations: the same for every kind, in kubectl's Deployment order.
 fn metadata(page: &mut Page, resource: &Resource, object: &Value) {
     page.field(0, "Name", object::name(object));
     if resource.namespaced {
         page.field(0, "Namespace", object::namespace(object));
     }
+    page.field(0, "CreationTimestamp", &timestamp(object::meta_str(object, "creationTimestamp")));
     page.labels(0, "Labels", &object::labels(object));
     let annotations = object.pointer("/metadata/annotations").and_then(Value::as_object);
     let annotations: Vec<String> = annotations
         .map(|a| a.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default())).collect())
         .unwrap_or_default();
     page.list(0, "Annotations", &annotations);
-    page.field(0, "CreationTimestamp", &timestamp(object::meta_str(object, "creationTimestamp")));
 }
 
 /// Every top-level field but the metadata, as YAML: `Spec:`, `Status:`, `Data:`...
@@ -199,14 +199,13 @@ fn event_age(event: &Value, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Who reported an event: `default-scheduler`, `kubelet, node-1`.
+/// Who reported an event: `default-scheduler`, `kubelet` (kubectl 1.32 shows the component, not the host).
 fn event_source(event: &Value) -> String {
     let at = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
-    let (who, where_) = match at("/source/component") {
-        "" => (at("/reportingController"), at("/reportingInstance")),
-        component => (component, at("/source/host")),
-    };
-    if where_.is_empty() { who.to_string() } else { format!("{who}, {where_}") }
+    match at("/source/component") {
+        "" => at("/reportingController").to_string(),
+        component => component.to_string(),
+    }
 }
 
 /// kubectl's describe time format: `Mon, 02 Jan 2006 15:04:05 +0000`.
@@ -285,8 +284,8 @@ mod tests {
     }
 
     #[test]
-    fn the_event_source_names_component_and_host() {
-        assert_eq!(event_source(&json!({"source": {"component": "kubelet", "host": "node-1"}})), "kubelet, node-1");
+    fn the_event_source_is_the_reporting_component() {
+        assert_eq!(event_source(&json!({"source": {"component": "kubelet", "host": "node-1"}})), "kubelet");
         assert_eq!(event_source(&json!({"reportingController": "deployment-controller"})), "deployment-controller");
     }
 

@@ -32,7 +32,8 @@ use std::io::Write as _;
   kubelab get deploy/web pod/web-1      # kind/name form")]
 pub struct Get {
     /// What to get: KIND [NAME...], KIND,KIND... or KIND/NAME... KIND may be a plural (`pods`), a singular
-    /// (`pod`), a short name (`po`, `deploy`, `svc`, `ns`) or a kind with its group (`deployments.apps`).
+    /// (`pod`), a short name (`po`, `deploy`, `svc`, `ns`), a kind with its group (`deployments.apps`), or `all`
+    /// (pods, services, deployments, replica sets...).
     #[arg(value_name = "KIND [NAME...]", required = true)]
     args: Vec<String>,
 

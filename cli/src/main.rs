@@ -42,7 +42,7 @@ use std::process::ExitCode;
 
 /// kubelab: a small Kubernetes to learn from. `kubelab up` starts it; the other commands work like kubectl's.
 #[derive(Parser, Debug)]
-#[command(name = "kubelab", version, about, long_about = None)]
+#[command(name = "kubelab", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -21,9 +21,11 @@ pub fn error_message(err: &anyhow::Error) -> String {
         Some(ClientError::Api(api)) => Some(api),
         _ => None,
     });
-    match api {
-        Some(api) => api_error_message(api),
-        None => format!("error: {err:#}"),
+    match (api, err.downcast_ref::<ClientError>()) {
+        (Some(api), _) => api_error_message(api),
+        // The connection error's own chain (`tcp connect error: Connection refused`) adds nothing for a student.
+        (None, Some(unreachable @ ClientError::Unreachable { .. })) => format!("error: {unreachable}"),
+        (None, _) => format!("error: {err:#}"),
     }
 }
 

@@ -47,11 +47,23 @@ pub fn parse(args: &[String]) -> anyhow::Result<Vec<Target>> {
             "there is no need to specify a resource type as a separate argument when passing arguments in resource/name form"
         );
     }
-    first
-        .split(',')
-        .filter(|kind| !kind.is_empty())
-        .map(|kind| Ok(Target { resource: resolve(kind)?, names: names.clone() }))
-        .collect()
+    let mut targets = Vec::new();
+    for kind in first.split(',').filter(|kind| !kind.is_empty()) {
+        for resource in resolve_or_category(kind)? {
+            targets.push(Target { resource, names: names.clone() });
+        }
+    }
+    Ok(targets)
+}
+
+/// A resource name, or a category such as `all` (every resource that lists it in its `categories`).
+fn resolve_or_category(kind: &str) -> anyhow::Result<Vec<&'static Resource>> {
+    if let Some(resource) = resources::by_user_name(kind) {
+        return Ok(vec![resource]);
+    }
+    let members: Vec<&'static Resource> =
+        resources::RESOURCES.iter().filter(|r| r.categories.contains(&kind)).collect();
+    if members.is_empty() { resolve(kind).map(|r| vec![r]) } else { Ok(members) }
 }
 
 #[cfg(test)]
@@ -83,6 +95,13 @@ mod tests {
         assert_eq!(targets.len(), 2);
         assert_eq!(targets[0].names, vec!["web", "api"]);
         assert_eq!(targets[1].resource.kind, "Pod");
+    }
+
+    #[test]
+    fn the_all_category_expands_to_its_members() {
+        let targets = parse(&args("all")).unwrap();
+        assert!(targets.len() > 1);
+        assert!(targets.iter().all(|t| t.resource.categories.contains(&"all")));
     }
 
     #[test]

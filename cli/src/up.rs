@@ -47,6 +47,11 @@ impl Up {
         };
         std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        // Try the port first, so that a taken port is reported plainly, before the store is even opened.
+        // (The listener is dropped at once; another process could take the port in between, then `start` fails.)
+        if let Err(err) = std::net::TcpListener::bind(bind) {
+            return Err(explain_start_error(err.into(), self.port));
+        }
         let mut config = Config::new(bind, data_dir.clone());
         config.etcd_servers = self.etcd_servers.clone();
         let server = kubelab_apiserver::start(config).await.map_err(|err| explain_start_error(err, self.port))?;

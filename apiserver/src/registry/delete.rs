@@ -88,13 +88,18 @@ impl Registry {
         if finalizers.is_empty() && grace == 0 && !namespace_finalizers {
             return self.remove(resource, namespace, name, revision, &write).await;
         }
-        if object.pointer("/metadata/deletionTimestamp").is_some() && grace > 0 {
-            // Already terminating: a second delete does not extend the grace period.
+        if object.pointer("/metadata/deletionTimestamp").is_some()
+            && (grace > 0 || object::finalizers(&object) == finalizers)
+        {
+            // Already terminating: a second delete neither extends the grace period nor restarts the clock; it
+            // can only add a finalizer (a change of propagation policy).
             return Ok(object);
         }
         let deadline = chrono::Utc::now() + chrono::Duration::seconds(grace);
         let meta = object::metadata_mut(&mut object);
-        meta.insert("deletionTimestamp".into(), Value::String(deadline.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+        if !meta.contains_key("deletionTimestamp") {
+            meta.insert("deletionTimestamp".into(), Value::String(deadline.format("%Y-%m-%dT%H:%M:%SZ").to_string()));
+        }
         meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         meta.insert("finalizers".into(), json!(finalizers));
         if finalizers.is_empty() {

@@ -6,7 +6,7 @@
 use super::{Page, timestamp};
 use crate::context::Context;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodTemplateSpec, Volume};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubelab_api::client::ListParams;
 use serde_json::Value;
@@ -123,8 +123,9 @@ pub fn pod(page: &mut Page, object: &Value) {
     let statuses = status.container_statuses.clone().unwrap_or_default();
     for container in &spec.containers {
         let status = statuses.iter().find(|s| s.name == container.name);
-        self::container(page, 1, container, status);
+        self::container(page, "", container, status);
     }
+    volumes(page, 0, spec.volumes.as_deref().unwrap_or_default());
     conditions(
         page,
         status.conditions.iter().flatten().map(|c| vec![c.type_.clone(), c.status.clone()]),
@@ -138,14 +139,31 @@ fn pod_template(page: &mut Page, template: &PodTemplateSpec) {
     page.labels(1, "Labels", &labels);
     page.line(1, "Containers:");
     for container in template.spec.iter().flat_map(|s| &s.containers) {
-        self::container(page, 2, container, None);
+        // kubectl indents a template's container names by one more space than a pod's.
+        self::container(page, " ", container, None);
     }
+    let volumes = template.spec.as_ref().and_then(|s| s.volumes.as_deref()).unwrap_or_default();
+    self::volumes(page, 1, volumes);
 }
 
-/// One container: image, ports, environment and, for a pod, its state.
-fn container(page: &mut Page, level: usize, container: &Container, status: Option<&ContainerStatus>) {
-    page.line(level, format!("{}:", container.name));
-    let level = level + 1;
+/// `Volumes:` with each volume's name and source type (`configMap`, `emptyDir`...), or `<none>`.
+fn volumes(page: &mut Page, level: usize, volumes: &[Volume]) {
+    let items: Vec<String> = volumes
+        .iter()
+        .map(|v| {
+            let json = serde_json::to_value(v).unwrap_or_default();
+            let source = json.as_object().and_then(|m| m.keys().find(|k| *k != "name").cloned()).unwrap_or_default();
+            format!("{} ({source})", v.name)
+        })
+        .collect();
+    page.list(level, "Volumes", &items);
+}
+
+/// One container: image, ports, state (for a pod), environment and mounts. Its fields are at level 2 in a pod
+/// and in a template alike; only the name line differs (`indent`).
+fn container(page: &mut Page, indent: &str, container: &Container, status: Option<&ContainerStatus>) {
+    page.line(1, format!("{indent}{}:", container.name));
+    let level = 2;
     page.field(level, "Image", container.image.as_deref().unwrap_or(""));
     let ports: Vec<String> = container
         .ports
@@ -171,6 +189,16 @@ fn container(page: &mut Page, level: usize, container: &Container, status: Optio
         page.line(level, "Environment:");
         env.iter().for_each(|line| page.line(level + 1, line));
     }
+    let mounts: Vec<String> = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| {
+            let mode = if m.read_only == Some(true) { "ro" } else { "rw" };
+            format!("{} from {} ({mode})", m.mount_path, m.name)
+        })
+        .collect();
+    page.list(level, "Mounts", &mounts);
 }
 
 /// `State: Running` with its start, `Waiting` with its reason, or `Terminated` with reason and exit code.
@@ -192,11 +220,11 @@ fn container_state(page: &mut Page, level: usize, status: &ContainerStatus) {
     }
 }
 
-/// A `Conditions:` table, or `<none>`.
+/// A `Conditions:` table; left out, as kubectl does, until a controller has written conditions.
 fn conditions(page: &mut Page, rows: impl Iterator<Item = Vec<String>>, headers: &[&str]) {
     let rows: Vec<Vec<String>> = rows.collect();
     if rows.is_empty() {
-        return page.field(0, "Conditions", "<none>");
+        return;
     }
     page.line(0, "Conditions:");
     page.line(1, headers.join("\t"));
