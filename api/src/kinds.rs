@@ -20,6 +20,14 @@ pub trait Rules: Sync + Send {
 
     /// Checks a decoded object; `old` is the stored object on updates, for immutable fields.
     fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause>;
+
+    /// [`Rules::decode`] then [`Rules::validate`], in one pass through the typed form (what the apiserver does
+    /// on every write).
+    fn admit(&self, object: Value, old: Option<&Value>) -> Result<(Decoded, Vec<Cause>), DecodeError> {
+        let decoded = self.decode(object)?;
+        let causes = self.validate(&decoded.object, old);
+        Ok((decoded, causes))
+    }
 }
 // ANCHOR_END: rules
 
@@ -77,6 +85,16 @@ where
         let object = serde_json::to_value(&typed)
             .map_err(|err| DecodeError { path: String::new(), message: err.to_string() })?;
         Ok(Decoded { object, unknown_fields })
+    }
+
+    fn admit(&self, object: Value, old: Option<&Value>) -> Result<(Decoded, Vec<Cause>), DecodeError> {
+        let (mut typed, unknown_fields) = Self::read(object)?;
+        typed.apply_defaults();
+        let old: Option<K> = old.and_then(|old| serde_json::from_value(old.clone()).ok());
+        let causes = typed.validate(old.as_ref());
+        let object = serde_json::to_value(&typed)
+            .map_err(|err| DecodeError { path: String::new(), message: err.to_string() })?;
+        Ok((Decoded { object, unknown_fields }, causes))
     }
 
     fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause> {

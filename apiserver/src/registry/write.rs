@@ -82,7 +82,7 @@ impl Registry {
         options: &WriteOptions,
     ) -> Result<(Value, Vec<String>), ApiError> {
         let name = object::name(&object).to_string();
-        let decoded = resource.rules.decode(object).map_err(|err| {
+        let (decoded, causes) = resource.rules.admit(object, old).map_err(|err| {
             ApiError::bad_request(format!(
                 "{} in version \"{}\" cannot be handled as a {}: {err}",
                 resource.kind, resource.version, resource.kind
@@ -102,7 +102,6 @@ impl Registry {
             FieldValidation::Warn => unknown,
             _ => Vec::new(),
         };
-        let causes = resource.rules.validate(&decoded.object, old);
         if !causes.is_empty() {
             return Err(ApiError::invalid(resource.group, resource.kind, &name, causes));
         }
