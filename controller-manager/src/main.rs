@@ -1,1 +1,71 @@
-fn main() {}
+//! `kubelab-controller-manager`: the controllers as a process of their own, as on the course VMs.
+//! `kubelab up` runs the same [`kubelab_controller_manager::run`] in-process.
+
+use anyhow::Context;
+use clap::Parser;
+use kubelab_api::client::Client;
+use kubelab_controller_manager::Config;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The kubelab controller manager: keeps ReplicaSets and Deployments (and more) converging to their spec.
+///
+/// It finds the apiserver like kubectl does (--kubeconfig, else $KUBECONFIG, else ~/.kube/config), or at
+/// --server. Set RUST_LOG=kubelab_controller_manager=debug to see every reconcile.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// The kubeconfig file to read the apiserver address from.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The apiserver URL, e.g. http://127.0.0.1:6443 (overrides the kubeconfig).
+    #[arg(long)]
+    server: Option<String>,
+    /// ReplicaSets reconciled in parallel.
+    #[arg(long, default_value_t = 5)]
+    concurrent_replicaset_syncs: usize,
+    /// Deployments reconciled in parallel.
+    #[arg(long, default_value_t = 5)]
+    concurrent_deployment_syncs: usize,
+    /// Create a ReplicaSet's missing pods all at once instead of in batches of 1, 2, 4...
+    #[arg(long)]
+    no_slow_start: bool,
+    /// Longest delay between two retries of a failing object, in seconds.
+    #[arg(long, default_value_t = 1000)]
+    retry_max_delay_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let client = match &args.server {
+        Some(server) => Client::new(server)?,
+        None => {
+            let access = kubelab_api::kubeconfig::load(args.kubeconfig.as_deref())
+                .context("finding the apiserver (pass --server or --kubeconfig)")?;
+            Client::from_access(&access)?
+        }
+    };
+    let config = Config {
+        replicaset_workers: args.concurrent_replicaset_syncs,
+        deployment_workers: args.concurrent_deployment_syncs,
+        slow_start: !args.no_slow_start,
+        retry_max_delay: Duration::from_secs(args.retry_max_delay_seconds),
+        ..Config::default()
+    };
+    println!("kubelab-controller-manager: controlling the cluster at {}", client.base_url());
+    tokio::select! {
+        result = kubelab_controller_manager::run(client, config) => result,
+        signal = tokio::signal::ctrl_c() => {
+            signal?;
+            println!("shutting down");
+            Ok(())
+        }
+    }
+}

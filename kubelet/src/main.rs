@@ -1,1 +1,67 @@
-fn main() {}
+//! `kubelab-kubelet`: the kubelet as a process of its own, as on the course VMs. `kubelab up` runs the same
+//! code in-process, one per simulated node.
+
+use anyhow::Context;
+use clap::Parser;
+use kubelab_api::client::Client;
+use kubelab_kubelet::Config;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// The kubelab kubelet: runs the pods bound to this node as Docker containers.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// The kubeconfig pointing at the apiserver (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The Node's name; pods with this `spec.nodeName` are this kubelet's.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: String,
+    /// The node's address: its InternalIP, where the kubelet's servers listen.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: IpAddr,
+    /// The kubelet API port (/containerLogs, /healthz).
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// The read-only port (/healthz, /pods, /spec).
+    #[arg(long, default_value_t = 10255)]
+    read_only_port: u16,
+    /// The node's pod network; each node needs its own.
+    #[arg(long, default_value = "10.244.1.0/24")]
+    pod_cidr: String,
+    /// Where pod files (emptyDir volumes) are kept.
+    #[arg(long, default_value = "./kubelab-kubelet")]
+    data_dir: PathBuf,
+    /// The Docker network for the node's pods (default: kubelab-<node name>).
+    #[arg(long)]
+    network: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let access = kubelab_api::kubeconfig::load(args.kubeconfig.as_deref())?;
+    let client = Client::from_access(&access).context("cannot use the kubeconfig's server")?;
+    let mut config = Config::new(args.node_name, client, args.address, args.pod_cidr, args.data_dir);
+    config.port = args.port;
+    config.read_only_port = args.read_only_port;
+    if let Some(network) = args.network {
+        config.network = network;
+    }
+    tokio::select! {
+        result = kubelab_kubelet::run(config) => result,
+        signal = tokio::signal::ctrl_c() => {
+            signal?;
+            // Pods keep running: a kubelet started again adopts them.
+            println!("kubelet stopped; its pods keep running");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The shape every controller has: observe → reconcile → apply.
+//!
+//! A controller keeps one kind of object (its *primary*: a ReplicaSet, a Deployment) converging to what it
+//! asks for, by reading and writing other objects (its *secondaries*: pods, ReplicaSets). Kubernetes writes all
+//! of them the same way, and so do we:
+//!
+//! ```text
+//!   apiserver ──list+watch──▶ informers (one per kind, each with a cache)
+//!                                  │ "pod default/web-x7k2p changed"
+//!                                  ▼ Source::to_keys: which primary objects care?
+//!                             work queue of keys  ──▶ "default/web-5d8f"  (deduplicated)
+//!                                  │
+//!                    worker:  observe   read the primary and its secondaries from the caches
+//!                             reconcile a pure function: cached desired + observed state → actions
+//!                             apply     the thin shell: send the actions to the apiserver, record events
+//!                                  │ success: forget the key's failures
+//!                                  └ failure: add the key back after a back-off (5 ms, 10 ms, ... 1000 s)
+//! ```
+//!
+//! **Level-triggered.** The queue holds *keys*, not events: a reconcile is never told why it runs ("a pod was
+//! deleted"), it reads the whole current state and decides from that. So it is safe to run twice, after a
+//! crash, or after a missed event, and ten changes in a row cost one reconcile.
+//!
+//! **Read your own writes.** The caches lag the apiserver by a few milliseconds. A ReplicaSet controller that
+//! creates three pods and reconciles again before its cache shows them would create three more. Kubernetes
+//! guards against this with *expectations* (it counts the creations it expects to see and skips syncs until it
+//! has seen them); we get the same guarantee more simply: after writing, the shell waits (up to a timeout) until
+//! the caches show what it wrote ([`Lister::wait_for`] with the [`Written`] records of [`Controller::apply`]).
+//! The key stays "being processed" meanwhile, so no other worker reconciles it on stale data. Writes to objects
+//! the controller read (a ReplicaSet's scale, a status) also carry the `resourceVersion` they were based on, so
+//! a decision made on stale data fails with `409 Conflict` and is retried, instead of overwriting newer state.
+//!
+//! To write a controller: implement [`Controller`] (three methods), build a [`Source`] per kind it watches
+//! (saying how an object of that kind maps to the keys of primary objects), keep their [`Lister`]s to read from
+//! in `observe`, and call [`run`]. The ReplicaSet controller (`replicaset/mod.rs`) is the shortest example.
+//!
+//! Mirrors the structure of every controller in `pkg/controller` (informers, `workqueue`, `syncHandler`) and of
+//! kube-rs' `Controller` (a reconciler returning what to do, a requeue time). What we leave out: shared
+//! informers (each controller runs its own watches), the periodic resync, and metrics.
+
+pub mod ownership;
+pub mod queue;
+
+pub use queue::{Backoff, WorkQueue};
+
+use futures::future::join_all;
+use k8s_openapi::jiff::Timestamp;
+use kubelab_api::client::{Client, ClientError, ListParams};
+use kubelab_api::informer::{Cache, Informer};
+use kubelab_api::resources::Resource;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Why applying a reconcile's actions failed. The key is retried after its back-off in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request to the apiserver failed: a conflict with a newer version (the cache was stale), a refusal, or
+    /// the apiserver is unreachable.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// An object could not be turned into JSON (a bug rather than bad input, but never worth a panic).
+    #[error("cannot encode {what}: {source}")]
+    Encode {
+        /// What was being encoded, e.g. `pod for ReplicaSet default/web`.
+        what: String,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+    /// Some of the actions failed; each was logged (and recorded as an event where Kubernetes records one).
+    #[error("{failed} of {total} actions failed, the first: {first}")]
+    Partial {
+        /// How many actions failed.
+        failed: usize,
+        /// How many were tried.
+        total: usize,
+        /// The first failure's message.
+        first: String,
+    },
+}
+
+impl Error {
+    /// Whether this is only a `409 Conflict`: the cache was behind, a retry with fresh data will do.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Client(ClientError::Api(api)) if api.code == 409)
+    }
+}
+
+// ANCHOR: reconciled
+/// What a reconcile decided: actions for the shell to apply, in order, and optionally when to look again even
+/// if nothing changes (a pod becoming available after `minReadySeconds`, a progress deadline to check).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconciled<A> {
+    pub actions: Vec<A>,
+    pub requeue_after: Option<Duration>,
+}
+
+impl<A> Default for Reconciled<A> {
+    fn default() -> Self {
+        Reconciled { actions: Vec::new(), requeue_after: None }
+    }
+}
+
+impl<A> Reconciled<A> {
+    /// Nothing to do.
+    pub fn nothing() -> Self {
+        Self::default()
+    }
+
+    /// Asks to reconcile again after `delay` at the latest (the earliest request wins).
+    pub fn requeue_within(&mut self, delay: Duration) {
+        self.requeue_after = Some(self.requeue_after.map_or(delay, |current| current.min(delay)));
+    }
+}
+// ANCHOR_END: reconciled
+
+// ANCHOR: controller
+/// One controller: how to observe the state of one primary object, decide, and act.
+pub trait Controller: Send + Sync + 'static {
+    /// Everything `reconcile` needs about one primary object, read from the caches (no I/O).
+    type Observed: Send + Sync;
+    /// One thing to do, e.g. "create a pod from this template", "scale this ReplicaSet to 3".
+    type Action: Debug + Send;
+
+    /// The controller's name, for logs: `replicaset-controller`.
+    fn name(&self) -> &'static str;
+
+    /// Reads the primary object `key` and what it owns from the caches; `None` if the object is gone (then
+    /// there is nothing to do: the garbage collector deletes what it owned).
+    fn observe(&self, key: &str) -> Option<Self::Observed>;
+
+    /// Decides what to do. A pure function of what was observed and the time: unit-testable with plain values.
+    fn reconcile(&self, observed: &Self::Observed, now: Timestamp) -> Reconciled<Self::Action>;
+
+    /// Sends the actions to the apiserver, in order, and waits until the caches show the result. Returns an
+    /// error if any action failed (after trying the others that do not depend on it).
+    fn apply(
+        &self,
+        observed: &Self::Observed,
+        actions: Vec<Self::Action>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+// ANCHOR_END: controller
+
+/// How a controller runs: how many workers, how failures are retried, how long to wait for the caches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Keys reconciled in parallel (`--concurrent-deployment-syncs`, `--concurrent-replicaset-syncs`: 5).
+    pub workers: usize,
+    /// Back-off of failed keys (5 ms → 1000 s).
+    pub backoff: Backoff,
+    /// How long a worker waits for the caches to show its own writes before going on anyway. Kubernetes' own
+    /// expectations expire after 5 minutes; a watch is normally milliseconds behind.
+    pub cache_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { workers: 5, backoff: Backoff::default(), cache_timeout: Duration::from_secs(300) }
+    }
+}
+
+/// Maps a changed object (of a kind a controller watches) to the keys of the primary objects that must be
+/// reconciled because of it: a pod to its ReplicaSet, a ReplicaSet to its Deployment, a Deployment to itself.
+pub type ToKeys = Box<dyn Fn(&Value) -> Vec<String> + Send + Sync>;
+
+/// One informer feeding a controller's work queue.
+pub struct Source {
+    informer: Informer,
+    to_keys: ToKeys,
+    lister: Lister,
+}
+
+impl Source {
+    /// Starts an informer on `resource` (in every namespace) and returns it with the [`Lister`] the controller
+    /// reads from. `to_keys` says which primary keys an object of this kind concerns.
+    pub fn new(
+        client: &Client,
+        resource: &'static Resource,
+        to_keys: impl Fn(&Value) -> Vec<String> + Send + Sync + 'static,
+    ) -> (Source, Lister) {
+        let informer = Informer::spawn(client.clone(), resource, None, ListParams::default());
+        let lister = Lister { cache: informer.cache.clone(), seen: Arc::new(Seen::default()) };
+        (Source { informer, to_keys: Box::new(to_keys), lister: lister.clone() }, lister)
+    }
+}
+
+/// A read-only view of one informer's cache (client-go calls it a *lister*), able to wait until the cache shows
+/// a write.
+#[derive(Clone)]
+pub struct Lister {
+    cache: Cache,
+    seen: Arc<Seen>,
+}
+
+/// Which keys the informer has reported, and when, so that waiting for a creation cannot miss an object that
+/// was created and deleted again before anyone looked at the cache.
+#[derive(Default)]
+struct Seen {
+    keys: Mutex<HashMap<String, Instant>>,
+    /// Woken every time a key is reported.
+    changed: Notify,
+}
+
+/// How long a key is remembered as seen; longer than any wait for the cache.
+const SEEN_RETENTION: Duration = Duration::from_secs(600);
+
+impl Seen {
+    fn record(&self, key: &str) {
+        let now = Instant::now();
+        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.insert(key.to_string(), now);
+        if keys.len() > 4096 {
+            keys.retain(|_, at| now.duration_since(*at) < SEEN_RETENTION);
+        }
+        drop(keys);
+        self.changed.notify_waiters();
+    }
+
+    fn since(&self, key: &str, since: Instant) -> bool {
+        let keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.get(key).is_some_and(|at| *at >= since)
+    }
+}
+
+/// A write the shell made, so that it can wait for the cache to show it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// An object was created with this key at this time.
+    Created { key: String, at: Instant },
+    /// An object was changed from `from` (the resourceVersion we read) to `to` (the one the server answered).
+    Updated { key: String, from: String, to: String },
+    /// An object was deleted (or marked for deletion).
+    Deleted { key: String },
+}
+
+impl Lister {
+    /// The object with this key, typed; `None` if absent (or not of this type).
+    pub fn get<K: DeserializeOwned>(&self, key: &str) -> Option<K> {
+        self.cache.get_typed(key)
+    }
+
+    /// The objects of one namespace, typed.
+    pub fn list_in<K: DeserializeOwned>(&self, namespace: &str) -> Vec<K> {
+        self.cache
+            .list()
+            .into_iter()
+            .filter(|object| kubelab_api::object::namespace(object) == namespace)
+            .filter_map(|object| serde_json::from_value(object).ok())
+            .collect()
+    }
+
+    /// Every object, as JSON.
+    pub fn list_values(&self) -> Vec<Value> {
+        self.cache.list()
+    }
+
+    /// Whether the cache shows `write` (or something that came after it).
+    pub fn shows(&self, write: &Written) -> bool {
+        match write {
+            Written::Created { key, at } => self.cache.get(key).is_some() || self.seen.since(key, *at),
+            Written::Updated { key, from, to } => {
+                from == to
+                    || self.cache.get(key).is_none_or(|object| kubelab_api::object::resource_version(&object) != from)
+            }
+            Written::Deleted { key } => self
+                .cache
+                .get(key)
+                .is_none_or(|object| object.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())),
+        }
+    }
+
+    // ANCHOR: wait_for
+    /// Waits until the cache shows every write in `writes`, or `timeout` passes. Returns whether it caught up.
+    pub async fn wait_for(&self, writes: &[Written], timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Ask to be woken before looking, so that a change between the look and the wait is not missed.
+            let changed = self.seen.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if writes.iter().all(|write| self.shows(write)) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return writes.iter().all(|write| self.shows(write));
+            }
+        }
+    }
+    // ANCHOR_END: wait_for
+}
+
+// ANCHOR: run
+/// Runs `controller` until the task is aborted: feeds the work queue from `sources`, waits for every cache to
+/// hold a full list, then starts `settings.workers` workers.
+pub async fn run<C: Controller>(controller: Arc<C>, sources: Vec<Source>, settings: Settings) {
+    let queue = Arc::new(WorkQueue::new(settings.backoff));
+    // Dropping the JoinSet (when this task is aborted) aborts every task in it.
+    let mut tasks = JoinSet::new();
+    let mut synced = Vec::new();
+    for source in sources {
+        synced.push(source.informer.synced.clone());
+        tasks.spawn(feed(source, queue.clone()));
+    }
+    // Deciding on a half-filled cache would be deciding on a lie ("no pods: create three").
+    join_all(synced.into_iter().map(|mut synced| async move {
+        let _ = synced.wait_for(|done| *done).await;
+    }))
+    .await;
+    tracing::info!(controller = controller.name(), "caches synced, starting {} workers", settings.workers);
+    for _ in 0..settings.workers.max(1) {
+        tasks.spawn(work(controller.clone(), queue.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Turns one informer's changes into keys on the queue.
+async fn feed(mut source: Source, queue: Arc<WorkQueue>) {
+    // The keys each object mapped to last time: a deleted object is gone from the cache, and an object whose
+    // labels changed may matter to its old owner as much as to its new one.
+    let mut last: HashMap<String, Vec<String>> = HashMap::new();
+    while let Some(key) = source.informer.changed.recv().await {
+        let now = source.lister.cache.get(&key).map(|object| (source.to_keys)(&object));
+        let before = match &now {
+            Some(keys) => last.insert(key.clone(), keys.clone()),
+            None => last.remove(&key),
+        };
+        let keys: HashSet<String> = now.into_iter().chain(before).flatten().collect();
+        for primary in keys {
+            queue.add(primary);
+        }
+        source.lister.seen.record(&key);
+    }
+}
+
+/// One worker: take a key, observe, reconcile, apply, and decide when to see the key again.
+async fn work<C: Controller>(controller: Arc<C>, queue: Arc<WorkQueue>) {
+    loop {
+        let key = queue.get().await;
+        let Some(observed) = controller.observe(&key) else {
+            queue.forget(&key);
+            queue.done(&key);
+            continue;
+        };
+        let decided = controller.reconcile(&observed, now());
+        if !decided.actions.is_empty() {
+            tracing::debug!(controller = controller.name(), key, actions = ?decided.actions, "reconciled");
+        }
+        match controller.apply(&observed, decided.actions).await {
+            Ok(()) => {
+                queue.forget(&key);
+                if let Some(delay) = decided.requeue_after {
+                    queue.add_after(key.clone(), delay);
+                }
+            }
+            Err(err) => {
+                let delay = queue.add_rate_limited(&key);
+                if err.is_conflict() {
+                    tracing::debug!(controller = controller.name(), key, "conflict, retrying in {delay:?}");
+                } else {
+                    tracing::warn!(controller = controller.name(), key, error = %err, "retrying in {delay:?}");
+                }
+            }
+        }
+        queue.done(&key);
+    }
+}
+// ANCHOR_END: run
+
+/// Collects the outcome of several independent actions: the shell tries them all, then reports the first error.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    total: usize,
+    errors: Vec<Error>,
+}
+
+impl Outcomes {
+    /// Records one action's outcome.
+    pub fn record<T>(&mut self, result: Result<T, Error>) -> Option<T> {
+        self.total += 1;
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.errors.push(err);
+                None
+            }
+        }
+    }
+
+    /// Whether any action failed so far.
+    pub fn failed(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// `Ok` if every action succeeded; the error itself if only one failed.
+    pub fn finish(mut self) -> Result<(), Error> {
+        match self.errors.len() {
+            0 => Ok(()),
+            1 => Err(self.errors.remove(0)),
+            failed => Err(Error::Partial { failed, total: self.total, first: self.errors[0].to_string() }),
+        }
+    }
+}
+
+/// The JSON of a typed object, for the client's JSON API.
+pub fn to_json<T: serde::Serialize>(object: &T, what: impl FnOnce() -> String) -> Result<Value, Error> {
+    serde_json::to_value(object).map_err(|source| Error::Encode { what: what(), source })
+}
+
+/// `namespace/name` of an object held as JSON (the cache's key).
+pub use kubelab_api::informer::key_of;
+
+/// The current time as the API's timestamps hold it. (`Timestamp::now` needs a jiff feature k8s-openapi does
+/// not enable; the system clock is all it would read.)
+pub fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    let nanos = i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0);
+    Timestamp::new(seconds, nanos).unwrap_or(Timestamp::UNIX_EPOCH)
+}

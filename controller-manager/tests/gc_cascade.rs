@@ -1,0 +1,249 @@
+//! The garbage collector against a real apiserver, driven by the real kubectl.
+//!
+//! Each test builds the same little tree by hand — no Deployment or ReplicaSet controller runs, so nothing but
+//! the garbage collector touches it —
+//!
+//! ```text
+//! Deployment web ──owns──▶ ReplicaSet web-1 ──owns──▶ Pod web-1-a, Pod web-1-b
+//! Pod bystander (no owner)
+//! ```
+//!
+//! and deletes the Deployment with one of kubectl's three `--cascade` modes, then checks that exactly what should
+//! be left is left.
+
+use anyhow::{Context, bail};
+use kubelab_api::client::{Client, ClientError, PatchParams, PatchType};
+use kubelab_api::resources::{self, Resource};
+use kubelab_api::{ApiError, object};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn background_deletion_removes_the_owner_at_once_and_then_everything_it_owned() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.create_tree(false).await?;
+
+    cluster.kubectl(&["delete", "deployment", "web", "--cascade=background"]).await?;
+    assert!(cluster.get("Deployment", "web").await?.is_none(), "kubectl waits until the Deployment is gone");
+
+    wait_for("the ReplicaSet and its pods to be collected", || async {
+        for (kind, name) in [("ReplicaSet", "web-1"), ("Pod", "web-1-a"), ("Pod", "web-1-b")] {
+            if cluster.get(kind, name).await?.is_some() {
+                bail!("{kind} {name} is still there");
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    assert!(cluster.get("Pod", "bystander").await?.is_some(), "an object without owners is never collected");
+    Ok(())
+}
+
+#[tokio::test]
+async fn foreground_deletion_keeps_each_owner_until_its_dependents_are_gone() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    // web-1-a carries a finalizer of the test's own: it cannot go until the test lets it.
+    cluster.create_tree(true).await?;
+
+    cluster.kubectl(&["delete", "deployment", "web", "--cascade=foreground", "--wait=false"]).await?;
+
+    let held = wait_for("web-1-b to go and web-1-a to be held by its finalizer", || async {
+        if cluster.get("Pod", "web-1-b").await?.is_some() {
+            bail!("web-1-b is still there");
+        }
+        let held = cluster.get("Pod", "web-1-a").await?.context("web-1-a is gone despite its finalizer")?;
+        held.pointer("/metadata/deletionTimestamp").context("web-1-a is not being deleted yet")?;
+        Ok(held)
+    })
+    .await?;
+    assert_eq!(object::finalizers(&held), ["kubelab.test/hold"]);
+    // Both owners wait, marked, with the garbage collector's finalizer: the ReplicaSet was deleted in the
+    // foreground too, because it has dependents of its own.
+    for (kind, name) in [("Deployment", "web"), ("ReplicaSet", "web-1")] {
+        let owner = cluster.get(kind, name).await?.with_context(|| format!("{kind} {name} left too early"))?;
+        assert!(owner.pointer("/metadata/deletionTimestamp").is_some(), "{kind} {name} is being deleted");
+        assert_eq!(object::finalizers(&owner), ["foregroundDeletion"], "{kind} {name}");
+    }
+
+    cluster.patch_metadata("Pod", "web-1-a", json!({"finalizers": null})).await?;
+    wait_for("the whole tree to be gone, bottom up", || async {
+        for (kind, name) in [("Pod", "web-1-a"), ("ReplicaSet", "web-1"), ("Deployment", "web")] {
+            if cluster.get(kind, name).await?.is_some() {
+                bail!("{kind} {name} is still there");
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    assert!(cluster.get("Pod", "bystander").await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn orphan_deletion_removes_only_the_owner_and_its_references() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.create_tree(false).await?;
+
+    // kubectl waits for the Deployment to be gone, which happens only once the garbage collector has removed
+    // the `orphan` finalizer, after orphaning the ReplicaSet.
+    cluster.kubectl(&["delete", "deployment", "web", "--cascade=orphan"]).await?;
+    assert!(cluster.get("Deployment", "web").await?.is_none());
+
+    let replica_set = cluster.get("ReplicaSet", "web-1").await?.context("the ReplicaSet must stay")?;
+    assert!(replica_set.pointer("/metadata/ownerReferences").is_none(), "{replica_set:#}");
+    assert!(replica_set.pointer("/metadata/deletionTimestamp").is_none());
+    for pod in ["web-1-a", "web-1-b"] {
+        let pod = cluster.get("Pod", pod).await?.context("the pods must stay")?;
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["name"], "web-1", "still owned by their ReplicaSet");
+    }
+    Ok(())
+}
+
+// ---- harness ----
+
+/// An apiserver on a free port with its data in a temporary directory, the garbage collector running against
+/// it, and a kubeconfig for kubectl. Everything stops when the test ends, passed or failed: the controller and
+/// the server are tasks of the test's runtime, and the directory is deleted on drop.
+struct Cluster {
+    client: Client,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+    _server: kubelab_apiserver::RunningServer,
+    _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
+}
+
+impl Cluster {
+    async fn start() -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
+        let server = kubelab_apiserver::start(config).await?;
+        let client = Client::new(&server.url())?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_for(&server.url()))?;
+        let settings =
+            kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() }
+                .settings();
+        let mut controllers = tokio::task::JoinSet::new();
+        controllers.spawn(kubelab_controller_manager::garbage_collector::run(client.clone(), settings));
+        Ok(Cluster { client, kubeconfig, dir, _server: server, _controllers: controllers })
+    }
+
+    /// Creates the tree of the module comment in `default`; `hold` puts a finalizer on `web-1-a`.
+    async fn create_tree(&self, hold: bool) -> anyhow::Result<()> {
+        let labels = json!({"app": "web"});
+        let template = json!({"metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}]}});
+        let deployment = self
+            .create(
+                "Deployment",
+                json!({"metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": template}}),
+            )
+            .await?;
+        let replica_set = self
+            .create(
+                "ReplicaSet",
+                json!({"metadata": {"name": "web-1", "ownerReferences": [owner(&deployment)]},
+                "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": template}}),
+            )
+            .await?;
+        for name in ["web-1-a", "web-1-b"] {
+            let finalizers = if hold && name == "web-1-a" { json!(["kubelab.test/hold"]) } else { json!([]) };
+            let metadata = json!({"name": name, "labels": labels, "finalizers": finalizers,
+                "ownerReferences": [owner(&replica_set)]});
+            self.create("Pod", json!({"metadata": metadata, "spec": template["spec"]})).await?;
+        }
+        self.create("Pod", json!({"metadata": {"name": "bystander"}, "spec": template["spec"]})).await?;
+        Ok(())
+    }
+
+    async fn create(&self, kind: &str, mut body: Value) -> anyhow::Result<Value> {
+        let resource = resource(kind)?;
+        body["apiVersion"] = json!(resource.api_version());
+        body["kind"] = json!(kind);
+        Ok(self.client.create(resource, Some("default"), &body).await?)
+    }
+
+    /// The object, or `None` once it is gone.
+    async fn get(&self, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
+        match self.client.get(resource(kind)?, Some("default"), name).await {
+            Ok(object) => Ok(Some(object)),
+            Err(ClientError::Api(ApiError { code: 404, .. })) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn patch_metadata(&self, kind: &str, name: &str, metadata: Value) -> anyhow::Result<()> {
+        let patch = json!({"metadata": metadata});
+        let params = PatchParams::default();
+        self.client.patch(resource(kind)?, Some("default"), name, PatchType::Merge, &patch, &params).await?;
+        Ok(())
+    }
+
+    /// Runs the real kubectl against this cluster (namespace `default`) and fails unless it succeeds.
+    async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kubectl-cache"))
+            .args(["--namespace", "default"])
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), output)
+            .await
+            .context("kubectl did not finish within 60 s")?
+            .context("running kubectl: is it on the PATH?")?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            bail!("kubectl {} failed:\n{stdout}{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(stdout)
+    }
+}
+
+/// A controlling ownerReference to `owner`, blocking its foreground deletion, as controllers write them.
+fn owner(owner: &Value) -> Value {
+    json!({"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": object::name(owner),
+        "uid": object::meta_str(owner, "uid"), "controller": true, "blockOwnerDeletion": true})
+}
+
+fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
+    resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
+}
+
+fn kubeconfig_for(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\nusers:\n- name: test\n  \
+         user:\n    token: test\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
+         current-context: test\n"
+    )
+}
+
+/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
+/// and what the last check said.
+async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let last = match tokio::time::timeout_at(deadline, condition()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(not_yet)) => format!("{not_yet:#}"),
+            Err(_) => "the last check was still running".to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,225 @@
+//! The namespace controller against a real apiserver: `kubectl delete namespace` empties the namespace, waits
+//! for what takes time to go, and only then lets the namespace itself go.
+//!
+//! No kubelet runs here: a Pod bound to a node gets a grace period and stays `Terminating` until its kubelet
+//! confirms its containers are stopped. The test plays that kubelet with `kubectl delete --force`.
+
+use anyhow::{Context, bail};
+use kubelab_api::client::{Client, ClientError};
+use kubelab_api::resources::{self, Resource};
+use kubelab_api::{ApiError, object};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn deleting_a_namespace_empties_it_then_removes_it() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.create(None, "Namespace", json!({"metadata": {"name": "shop"}})).await?;
+    let spec = json!({"containers": [{"name": "web", "image": "nginx"}]});
+    cluster.create(Some("shop"), "ConfigMap", json!({"metadata": {"name": "settings"}, "data": {"a": "1"}})).await?;
+    cluster.create(Some("shop"), "Pod", json!({"metadata": {"name": "pending"}, "spec": spec})).await?;
+    let mut bound = spec.clone();
+    bound["nodeName"] = json!("node-1");
+    cluster.create(Some("shop"), "Pod", json!({"metadata": {"name": "running"}, "spec": bound})).await?;
+    cluster
+        .create(Some("shop"), "Lease", json!({"metadata": {"name": "lock"}, "spec": {"holderIdentity": "me"}}))
+        .await?;
+    cluster.create(Some("default"), "ConfigMap", json!({"metadata": {"name": "elsewhere"}})).await?;
+
+    cluster.kubectl(&["delete", "namespace", "shop", "--wait=false"]).await?;
+
+    let namespace = wait_for("everything but the terminating pod to go, and the namespace to say so", || async {
+        for (kind, name) in [("ConfigMap", "settings"), ("Pod", "pending"), ("Lease", "lock")] {
+            if cluster.get(Some("shop"), kind, name).await?.is_some() {
+                bail!("{kind} {name} is still there");
+            }
+        }
+        let running = cluster.get(Some("shop"), "Pod", "running").await?.context("the bound pod left early")?;
+        running.pointer("/metadata/deletionTimestamp").context("the bound pod is not terminating yet")?;
+        let namespace = cluster.get(None, "Namespace", "shop").await?.context("the namespace left early")?;
+        let remaining = condition(&namespace, "NamespaceContentRemaining").context("no content condition yet")?;
+        if remaining["status"] != "True"
+            || remaining["message"] != "Some resources are remaining: pods. has 1 resource instances"
+        {
+            bail!("the condition says {remaining}");
+        }
+        Ok(namespace)
+    })
+    .await?;
+    assert_eq!(namespace["status"]["phase"], "Terminating");
+    assert_eq!(namespace["spec"]["finalizers"], json!(["kubernetes"]), "not finalized while content remains");
+    let described = cluster.kubectl(&["describe", "namespace", "shop"]).await?;
+    assert!(described.contains("SomeResourcesRemain"), "{described}");
+
+    // The kubelet's part: the containers are stopped, the pod object may go.
+    cluster.kubectl(&["delete", "pod", "running", "-n", "shop", "--grace-period=0", "--force"]).await?;
+
+    wait_for("the namespace to be gone", || async {
+        match cluster.get(None, "Namespace", "shop").await? {
+            Some(namespace) => bail!("still there: {}", namespace["spec"]),
+            None => Ok(()),
+        }
+    })
+    .await?;
+    assert!(cluster.get(Some("default"), "ConfigMap", "elsewhere").await?.is_some(), "other namespaces are untouched");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_namespace_waits_for_the_garbage_collectors_foreground_deletions() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.create(None, "Namespace", json!({"metadata": {"name": "shop"}})).await?;
+    let owner = cluster.create(Some("shop"), "ConfigMap", json!({"metadata": {"name": "owner"}})).await?;
+    let reference = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+        "uid": object::meta_str(&owner, "uid"), "blockOwnerDeletion": true});
+    cluster
+        .create(
+            Some("shop"),
+            "ConfigMap",
+            json!({"metadata": {"name": "dependent", "ownerReferences": [reference],
+            "finalizers": ["kubelab.test/hold"]}}),
+        )
+        .await?;
+    // The owner is being deleted in the foreground: it waits for its dependent, which waits for the test.
+    cluster.kubectl(&["delete", "configmap", "owner", "-n", "shop", "--cascade=foreground", "--wait=false"]).await?;
+    cluster.kubectl(&["delete", "namespace", "shop", "--wait=false"]).await?;
+
+    wait_for("the namespace to report the finalizers holding it", || async {
+        let namespace = cluster.get(None, "Namespace", "shop").await?.context("the namespace left early")?;
+        let finalizers = condition(&namespace, "NamespaceFinalizersRemaining").context("no finalizer condition yet")?;
+        let expected = "Some content in the namespace has finalizers remaining: foregroundDeletion in 1 resource \
+                        instances, kubelab.test/hold in 1 resource instances";
+        if finalizers["message"] != expected {
+            bail!("the condition says {finalizers}");
+        }
+        Ok(())
+    })
+    .await?;
+
+    let patch = json!({"metadata": {"finalizers": null}});
+    let params = kubelab_api::client::PatchParams::default();
+    let configmaps = resource("ConfigMap")?;
+    let merge = kubelab_api::client::PatchType::Merge;
+    cluster.client.patch(configmaps, Some("shop"), "dependent", merge, &patch, &params).await?;
+
+    wait_for("the namespace to be gone", || async {
+        match cluster.get(None, "Namespace", "shop").await? {
+            Some(namespace) => bail!("still there: {}", namespace["status"]),
+            None => Ok(()),
+        }
+    })
+    .await
+}
+
+// ---- harness ----
+
+/// An apiserver on a free port with its data in a temporary directory, the namespace controller and the garbage
+/// collector running against it, and a kubeconfig for kubectl. Everything stops when the test ends, passed or
+/// failed: the controllers and the server are tasks of the test's runtime, the directory is deleted on drop.
+struct Cluster {
+    client: Client,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+    _server: kubelab_apiserver::RunningServer,
+    _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
+}
+
+impl Cluster {
+    async fn start() -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
+        let server = kubelab_apiserver::start(config).await?;
+        let client = Client::new(&server.url())?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_for(&server.url()))?;
+        let settings =
+            kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() }
+                .settings();
+        let mut controllers = tokio::task::JoinSet::new();
+        let timings = kubelab_controller_manager::namespace::NamespaceTimings::default();
+        controllers.spawn(kubelab_controller_manager::namespace::run(client.clone(), timings, settings.clone()));
+        controllers.spawn(kubelab_controller_manager::garbage_collector::run(client.clone(), settings));
+        Ok(Cluster { client, kubeconfig, dir, _server: server, _controllers: controllers })
+    }
+
+    async fn create(&self, namespace: Option<&str>, kind: &str, mut body: Value) -> anyhow::Result<Value> {
+        let resource = resource(kind)?;
+        body["apiVersion"] = json!(resource.api_version());
+        body["kind"] = json!(kind);
+        Ok(self.client.create(resource, namespace, &body).await?)
+    }
+
+    /// The object, or `None` once it is gone.
+    async fn get(&self, namespace: Option<&str>, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
+        match self.client.get(resource(kind)?, namespace, name).await {
+            Ok(object) => Ok(Some(object)),
+            Err(ClientError::Api(ApiError { code: 404, .. })) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Runs the real kubectl against this cluster and fails unless it succeeds.
+    async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kubectl-cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), output)
+            .await
+            .context("kubectl did not finish within 60 s")?
+            .context("running kubectl: is it on the PATH?")?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if !output.status.success() {
+            bail!("kubectl {} failed:\n{stdout}{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(stdout)
+    }
+}
+
+/// The status condition of `type_` of an object.
+fn condition(object: &Value, type_: &str) -> Option<Value> {
+    object.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_).cloned()
+}
+
+fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
+    resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
+}
+
+fn kubeconfig_for(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\nusers:\n- name: test\n  \
+         user:\n    token: test\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
+         current-context: test\n"
+    )
+}
+
+/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
+/// and what the last check said.
+async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let last = match tokio::time::timeout_at(deadline, condition()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(not_yet)) => format!("{not_yet:#}"),
+            Err(_) => "the last check was still running".to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,262 @@
+//! The node lifecycle controller against a real apiserver, with every timing shortened by configuration.
+//!
+//! No kubelet runs: the test creates two Nodes and plays their kubelets — it renews the Lease of `alive` and
+//! lets the Lease of `dead` go stale, as if its machine had been switched off.
+
+use anyhow::{Context, bail};
+use kubelab_api::ApiError;
+use kubelab_api::client::{Client, ClientError, ListParams, PatchParams, PatchType};
+use kubelab_api::resources::{self, Resource};
+use kubelab_controller_manager::node_lifecycle::{
+    NodeLifecycleConfig, eviction::EvictionTimings, health::HealthTimings,
+};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Kubernetes' timings divided by about 25: a node is `Unknown` after 2 s of silence, its pods tolerate it 2 s.
+const CONFIG: NodeLifecycleConfig = NodeLifecycleConfig {
+    monitor_period: Duration::from_millis(100),
+    health: HealthTimings { grace_period: Duration::from_secs(2), startup_grace_period: Duration::from_secs(2) },
+    eviction: EvictionTimings { default_toleration: Duration::from_secs(2) },
+};
+
+#[tokio::test]
+async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_then_untainted_when_it_returns()
+-> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    for node in ["alive", "dead"] {
+        cluster.register_node(node).await?;
+    }
+    let mut kubelets = tokio::task::JoinSet::new();
+    kubelets.spawn(renew_forever(cluster.client.clone(), "alive"));
+
+    let patient = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+        "tolerationSeconds": 3600}]);
+    cluster.create("default", "Pod", json!({"metadata": {"name": "doomed"}, "spec": spec("dead", json!([]))})).await?;
+    cluster.create("default", "Pod", json!({"metadata": {"name": "patient"}, "spec": spec("dead", patient)})).await?;
+    cluster.create("default", "Pod", json!({"metadata": {"name": "safe"}, "spec": spec("alive", json!([]))})).await?;
+
+    // 1. Unknown and tainted.
+    let dead = wait_for("the silent node to be marked Unknown and tainted", || async {
+        let node = cluster.get(None, "Node", "dead").await?.context("the node is gone")?;
+        let ready = condition(&node, "Ready").context("no Ready condition")?;
+        if ready["status"] != "Unknown" {
+            bail!("Ready is {}", ready["status"]);
+        }
+        if taints(&node).len() < 2 {
+            bail!("taints: {:?}", taints(&node));
+        }
+        Ok(node)
+    })
+    .await?;
+    let ready = condition(&dead, "Ready").context("no Ready condition")?;
+    assert_eq!(ready["reason"], "NodeStatusUnknown");
+    assert_eq!(ready["message"], "Kubelet stopped posting node status.");
+    assert_eq!(
+        taints(&dead),
+        ["node.kubernetes.io/unreachable:NoSchedule", "node.kubernetes.io/unreachable:NoExecute"]
+    );
+    let tainted_at = dead["spec"]["taints"][1]["timeAdded"].as_str().context("NoExecute taints carry timeAdded")?;
+    let not_ready = cluster.event("dead", "NodeNotReady").await?.context("no NodeNotReady event")?;
+    assert_eq!(not_ready["message"], "Node dead status is now: NodeNotReady");
+
+    // 2. The pod without a toleration of its own goes after the default 2 s; the others stay.
+    wait_for("the doomed pod to be evicted", || async {
+        let pod = cluster.get(Some("default"), "Pod", "doomed").await?;
+        match pod.and_then(|p| p.pointer("/metadata/deletionTimestamp").cloned()) {
+            Some(_) => Ok(()),
+            None => bail!("not evicted yet"),
+        }
+    })
+    .await?;
+    let eviction = cluster.event("doomed", "TaintManagerEviction").await?.context("no eviction event")?;
+    assert_eq!(eviction["message"], "Marking for deletion Pod default/doomed");
+    let evicted_at = eviction["firstTimestamp"].as_str().context("events carry a firstTimestamp")?;
+    assert!(seconds(evicted_at)? >= seconds(tainted_at)? + 2, "evicted at {evicted_at}, tainted at {tainted_at}");
+    for pod in ["patient", "safe"] {
+        let pod = cluster.get(Some("default"), "Pod", pod).await?.context("pod gone")?;
+        assert!(pod.pointer("/metadata/deletionTimestamp").is_none(), "{pod:#}");
+    }
+    let alive = cluster.get(None, "Node", "alive").await?.context("the node is gone")?;
+    assert!(taints(&alive).is_empty() && condition(&alive, "Ready").is_some_and(|r| r["status"] == "True"));
+
+    // 3. The kubelet comes back: it reports Ready and renews its lease; the taints go.
+    cluster.report_ready("dead").await?;
+    kubelets.spawn(renew_forever(cluster.client.clone(), "dead"));
+    wait_for("the recovered node to lose its taints", || async {
+        let node = cluster.get(None, "Node", "dead").await?.context("the node is gone")?;
+        if !taints(&node).is_empty() {
+            bail!("taints: {:?}", taints(&node));
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn when_every_node_goes_silent_no_pod_is_evicted() -> anyhow::Result<()> {
+    let cluster = Cluster::start().await?;
+    cluster.register_node("only").await?;
+    let spec = json!({"nodeName": "only", "containers": [{"name": "web", "image": "nginx"}]});
+    cluster.create("default", "Pod", json!({"metadata": {"name": "web"}, "spec": spec})).await?;
+
+    wait_for("the node to be marked Unknown and kept from scheduling", || async {
+        let node = cluster.get(None, "Node", "only").await?.context("the node is gone")?;
+        if taints(&node) != ["node.kubernetes.io/unreachable:NoSchedule"] {
+            bail!("taints: {:?}", taints(&node));
+        }
+        Ok(())
+    })
+    .await?;
+    // Full disruption: no NoExecute taint, so nothing counts down. Check for well past the toleration.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < deadline {
+        let pod = cluster.get(Some("default"), "Pod", "web").await?.context("the pod is gone")?;
+        assert!(pod.pointer("/metadata/deletionTimestamp").is_none(), "evicted in a full disruption: {pod:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// A pod spec bound to `node` with these tolerations.
+fn spec(node: &str, tolerations: Value) -> Value {
+    json!({"nodeName": node, "tolerations": tolerations, "containers": [{"name": "web", "image": "nginx"}]})
+}
+
+/// Renews a node's Lease every 200 ms, as its kubelet would every 10 s.
+async fn renew_forever(client: Client, node: &'static str) {
+    let Ok(leases) = resource("Lease") else { return };
+    loop {
+        let patch = json!({"spec": {"renewTime": micro_now()}});
+        let params = PatchParams::default();
+        if let Err(err) = client.patch(leases, Some("kube-node-lease"), node, PatchType::Merge, &patch, &params).await {
+            eprintln!("renewing the lease of {node}: {err}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+// ---- harness ----
+
+/// An apiserver on a free port with its data in a temporary directory, and the node lifecycle controller
+/// running against it with [`CONFIG`]. Everything stops when the test ends, passed or failed.
+struct Cluster {
+    client: Client,
+    _dir: tempfile::TempDir,
+    _server: kubelab_apiserver::RunningServer,
+    _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
+}
+
+impl Cluster {
+    async fn start() -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
+        let server = kubelab_apiserver::start(config).await?;
+        let client = Client::new(&server.url())?;
+        let settings =
+            kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() }
+                .settings();
+        let mut controllers = tokio::task::JoinSet::new();
+        controllers.spawn(kubelab_controller_manager::node_lifecycle::run(client.clone(), CONFIG, settings));
+        Ok(Cluster { client, _dir: dir, _server: server, _controllers: controllers })
+    }
+
+    /// What a kubelet does when it starts: create its Node, report it Ready, create its Lease.
+    async fn register_node(&self, name: &str) -> anyhow::Result<()> {
+        self.client
+            .create(
+                resource("Node")?,
+                None,
+                &json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name}}),
+            )
+            .await?;
+        self.report_ready(name).await?;
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": micro_now()}});
+        self.client.create(resource("Lease")?, Some("kube-node-lease"), &lease).await?;
+        Ok(())
+    }
+
+    /// The kubelet's status report: Ready, heartbeat now.
+    async fn report_ready(&self, name: &str) -> anyhow::Result<()> {
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
+        self.client.patch_status(resource("Node")?, None, name, PatchType::Merge, &status).await?;
+        Ok(())
+    }
+
+    async fn create(&self, namespace: &str, kind: &str, mut body: Value) -> anyhow::Result<Value> {
+        let resource = resource(kind)?;
+        body["apiVersion"] = json!(resource.api_version());
+        body["kind"] = json!(kind);
+        Ok(self.client.create(resource, Some(namespace), &body).await?)
+    }
+
+    /// The object, or `None` once it is gone.
+    async fn get(&self, namespace: Option<&str>, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
+        match self.client.get(resource(kind)?, namespace, name).await {
+            Ok(object) => Ok(Some(object)),
+            Err(ClientError::Api(ApiError { code: 404, .. })) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The first event with this reason about the object named `about` (events of Nodes and of the test's pods
+    /// are all in `default`).
+    async fn event(&self, about: &str, reason: &str) -> anyhow::Result<Option<Value>> {
+        let events = self.client.list(resource("Event")?, Some("default"), &ListParams::default()).await?;
+        Ok(events.items.into_iter().find(|e| e["involvedObject"]["name"] == about && e["reason"] == reason))
+    }
+}
+
+/// `key:effect` of each taint of a node.
+fn taints(node: &Value) -> Vec<String> {
+    let taints = node.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
+    taints
+        .iter()
+        .map(|t| format!("{}:{}", t["key"].as_str().unwrap_or(""), t["effect"].as_str().unwrap_or("")))
+        .collect()
+}
+
+fn condition(object: &Value, type_: &str) -> Option<Value> {
+    object.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_).cloned()
+}
+
+fn micro_now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+fn seconds(time: &str) -> anyhow::Result<i64> {
+    Ok(chrono::DateTime::parse_from_rfc3339(time).with_context(|| format!("bad time {time}"))?.timestamp())
+}
+
+fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
+    resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
+}
+
+/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
+/// and what the last check said.
+async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let last = match tokio::time::timeout_at(deadline, condition()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(not_yet)) => format!("{not_yet:#}"),
+            Err(_) => "the last check was still running".to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,146 @@
+//! The kubelet's settings, with Kubernetes' defaults.
+//!
+//! Every timing is here rather than in a constant, so that tests shorten them (a back-off of 1 s instead of
+//! 10 s, a lease renewed every second) without sleeping or editing code.
+
+use crate::backoff::BackOffPolicy;
+use crate::error::KubeletError;
+use kubelab_api::client::Client;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The version the kubelet reports in its Node (`kubectl get nodes` shows it).
+pub const KUBELET_VERSION: &str = "v1.32.0-kubelab";
+
+/// How one kubelet runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Node's name (`node-1`): which pods are this kubelet's (`spec.nodeName`).
+    pub node_name: String,
+    /// The apiserver: the only component the kubelet talks to.
+    pub client: Client,
+    /// The node's address: reported as its `InternalIP` (and each pod's `hostIP`), and where the kubelet's
+    /// servers listen. `kubelab up` gives each simulated node its own loopback address (127.0.1.1, ...).
+    pub address: IpAddr,
+    /// The kubelet's API (`/containerLogs`, `/healthz`): 10250. 0 picks a free port (tests).
+    pub port: u16,
+    /// The read-only port (`/healthz`, `/pods`, `/spec`): 10255. 0 picks a free port.
+    pub read_only_port: u16,
+    /// The node's pod network, from which pods get their IPs: `10.244.1.0/24`.
+    pub pod_cidr: String,
+    /// The Docker network holding this node's pods: `kubelab-<node>` by default.
+    pub network: String,
+    /// Where the kubelet keeps pod files (emptyDir volumes): `<data dir>/pods/<uid>/volumes/...`.
+    pub data_dir: PathBuf,
+    /// How long the node's Lease is valid after a renewal (Kubernetes: 40 s); the node controller marks the
+    /// node unreachable when it expires.
+    pub lease_duration: Duration,
+    /// How often the Lease is renewed (Kubernetes: every 10 s, a quarter of its duration).
+    pub lease_renew_interval: Duration,
+    /// How often the node status is computed (Kubernetes' `nodeStatusUpdateFrequency`: 10 s).
+    pub node_status_update_frequency: Duration,
+    /// How often it is written even if nothing changed (Kubernetes' `nodeStatusReportFrequency`: 5 min); the
+    /// Lease is the frequent heartbeat, the status is only rewritten when it says something new.
+    pub node_status_report_frequency: Duration,
+    /// How often every pod is synced even if nothing happened (the kubelet's resync).
+    pub sync_period: Duration,
+    /// How crashing containers and failing image pulls are retried: 10 s doubling to 5 min.
+    pub backoff: BackOffPolicy,
+}
+
+impl Config {
+    /// A kubelet for `node_name` with Kubernetes' defaults: ports 10250 and 10255 on `address`, the Docker
+    /// network `kubelab-<node>` with `pod_cidr` as its subnet, pod files under `data_dir`.
+    pub fn new(
+        node_name: impl Into<String>,
+        client: Client,
+        address: IpAddr,
+        pod_cidr: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Config {
+        let node_name = node_name.into();
+        Config {
+            network: format!("kubelab-{node_name}"),
+            node_name,
+            client,
+            address,
+            port: 10250,
+            read_only_port: 10255,
+            pod_cidr: pod_cidr.into(),
+            data_dir: data_dir.into(),
+            lease_duration: Duration::from_secs(40),
+            lease_renew_interval: Duration::from_secs(10),
+            node_status_update_frequency: Duration::from_secs(10),
+            node_status_report_frequency: Duration::from_secs(300),
+            sync_period: Duration::from_secs(10),
+            backoff: BackOffPolicy::default(),
+        }
+    }
+
+    /// Refuses settings that cannot work, with a message saying which and why.
+    pub fn validate(&self) -> Result<(), KubeletError> {
+        let problems = kubelab_api::names::is_dns1123_subdomain(&self.node_name);
+        if !problems.is_empty() {
+            return Err(KubeletError::Config(format!("invalid node name {:?}: {}", self.node_name, problems.join("; "))));
+        }
+        parse_cidr(&self.pod_cidr)?;
+        if self.lease_renew_interval.is_zero() || self.sync_period.is_zero() || self.node_status_update_frequency.is_zero()
+        {
+            return Err(KubeletError::Config("the lease renew interval, sync period and status frequency must be above 0".into()));
+        }
+        if self.backoff.initial.is_zero() || self.backoff.max < self.backoff.initial {
+            return Err(KubeletError::Config("the back-off must start above 0 and its maximum be at least its start".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Reads an IPv4 CIDR (`10.244.1.0/24`) into its address and prefix length.
+pub fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u8), KubeletError> {
+    let bad = |why: &str| KubeletError::Config(format!("invalid pod CIDR {cidr:?}: {why}"));
+    let (address, prefix) = cidr.split_once('/').ok_or_else(|| bad("expected an address, a slash and a prefix length"))?;
+    let address: Ipv4Addr = address.parse().map_err(|_| bad("not an IPv4 address"))?;
+    let prefix: u8 = prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("the prefix must be 8 to 30"))?;
+    Ok((address, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let client = Client::new("http://127.0.0.1:1").unwrap();
+        Config::new("node-1", client, "127.0.1.1".parse().unwrap(), "10.244.1.0/24", "/tmp/kubelet")
+    }
+
+    #[test]
+    fn defaults_are_kubernetes_defaults() {
+        let config = config();
+        assert_eq!((config.port, config.read_only_port), (10250, 10255));
+        assert_eq!(config.network, "kubelab-node-1");
+        assert_eq!(config.lease_duration, Duration::from_secs(40));
+        assert_eq!(config.lease_renew_interval, Duration::from_secs(10));
+        assert_eq!(config.backoff, BackOffPolicy { initial: Duration::from_secs(10), max: Duration::from_secs(300) });
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn a_bad_pod_cidr_is_refused_with_the_reason() {
+        let mut config = config();
+        config.pod_cidr = "10.244.1.0".into();
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "invalid pod CIDR \"10.244.1.0\": expected an address, a slash and a prefix length"
+        );
+        assert!(parse_cidr("10.244.1.0/33").is_err());
+        assert!(parse_cidr("fd00::/64").is_err());
+    }
+
+    #[test]
+    fn a_node_name_must_be_a_dns_subdomain() {
+        let mut config = config();
+        config.node_name = "Node_1".into();
+        assert!(config.validate().unwrap_err().to_string().starts_with("invalid node name \"Node_1\""));
+    }
+}
