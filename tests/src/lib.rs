@@ -17,22 +17,25 @@
 //! - [`kubectl`]: [`Kubectl`] runs the real kubectl against that server, and [`KubectlWatch`] follows
 //!   `kubectl get -w` line by line;
 //! - [`wait`]: [`wait_for`] polls a condition until it holds, instead of sleeping and hoping;
+//! - [`cluster`]: [`spawn_cluster`] starts a whole cluster with nodes running real Docker containers;
 //! - [`check`]: reading what kubectl prints ([`tables`]) and comparing what we sent with what came back
 //!   ([`missing_fields`]).
 //!
 //! Every test owns everything it uses: its server, its temporary directory, its etcd, its kubectl processes.
 //! They are cleaned up when the test ends, passed or failed (temporary directories and child processes are
 //! removed on drop, which also runs while a failed assertion unwinds). So tests run in parallel and never depend
-//! on a service that something else started — Docker aside, which these tests do not use.
+//! on a service that something else started — the machine's Docker engine aside, which the cluster tests use.
 //!
 //! Book chapter: "The API server and the cluster store" (section "Testing it like a user").
 
 pub mod check;
+pub mod cluster;
 pub mod kubectl;
 pub mod server;
 pub mod wait;
 
 pub use check::{Table, missing_fields, tables};
+pub use cluster::{TestCluster, spawn_cluster};
 pub use kubectl::{Kubectl, KubectlOutput, KubectlWatch};
 pub use server::{TestServer, spawn_apiserver, spawn_apiserver_on_etcd};
 pub use wait::wait_for;

@@ -1,0 +1,196 @@
+//! A whole cluster in one process: what `kubelab up` runs, and what the end-to-end tests start.
+//!
+//! A cluster is a control plane — the apiserver, the scheduler, the controller-manager — and nodes, each with its
+//! kubelet. [`Cluster::start`] brings them up in the order a real cluster comes up: the apiserver first
+//! (everything else talks only to it), then the control-plane components, then the kubelets, which register their
+//! Nodes. Each simulated node gets its own loopback address (127.0.1.1, 127.0.1.2, ...), which is its InternalIP
+//! and where its kubelet listens, and its own Docker network and pod subnet (10.244.1.0/24, ...).
+//!
+//! A real cluster runs each component as its own process, usually on its own machine (the course VMs do that
+//! with the `kubelab-apiserver`, `kubelab-scheduler`, `kubelab-controller-manager` and `kubelab-kubelet`
+//! binaries); tasks of one process keep the demo to one command. Stopping a kubelet stops the kubelet, not its
+//! pods: their containers keep running, and a kubelet started again for the node adopts them.
+
+use anyhow::Context as _;
+use kubelab_api::client::Client;
+use kubelab_apiserver::RunningServer;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use tokio::task::{AbortHandle, JoinSet};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Names the nodes (`<name>-node-1`) and their Docker networks, so that two clusters on one machine never
+    /// touch each other's containers.
+    pub name: String,
+    /// The embedded store, the kubeconfig and the kubelets' pod files live here.
+    pub data_dir: PathBuf,
+    /// The apiserver's port on 127.0.0.1 (0: a free one).
+    pub port: u16,
+    /// etcd endpoints; empty means the embedded store.
+    pub etcd_servers: Vec<String>,
+    /// How many nodes (kubelets) to simulate; 0 runs the control plane only (no Docker needed).
+    pub nodes: u8,
+    /// Node `i` gets the address `<prefix>.i`.
+    pub node_address_prefix: String,
+    /// Node `i`'s pods get `<prefix>.i.0/24`.
+    pub pod_network_prefix: String,
+    pub scheduler: kubelab_scheduler::Config,
+    pub controller_manager: kubelab_controller_manager::Config,
+    /// Applied to every kubelet's configuration (tests shorten heartbeats and back-off here).
+    pub kubelet: fn(&mut kubelab_kubelet::Config),
+}
+
+impl ClusterConfig {
+    /// Kubernetes' defaults everywhere; one node.
+    pub fn new(data_dir: PathBuf) -> Self {
+        ClusterConfig {
+            name: "kubelab".into(),
+            data_dir,
+            port: 6443,
+            etcd_servers: Vec::new(),
+            nodes: 1,
+            node_address_prefix: "127.0.1".into(),
+            pod_network_prefix: "10.244".into(),
+            scheduler: kubelab_scheduler::Config::new(),
+            controller_manager: kubelab_controller_manager::Config::default(),
+            kubelet: |_| {},
+        }
+    }
+
+    /// The name of node `i` (from 1).
+    pub fn node_name(&self, i: u8) -> String {
+        format!("{}-node-{i}", self.name)
+    }
+
+    /// The kubelet of node `i`.
+    fn kubelet_config(&self, i: u8, client: &Client) -> anyhow::Result<kubelab_kubelet::Config> {
+        let node = self.node_name(i);
+        let address: IpAddr = format!("{}.{i}", self.node_address_prefix)
+            .parse()
+            .with_context(|| format!("the node address prefix {:?} does not make an IP address", self.node_address_prefix))?;
+        let pod_cidr = format!("{}.{i}.0/24", self.pod_network_prefix);
+        let mut config =
+            kubelab_kubelet::Config::new(&node, client.clone(), address, pod_cidr, self.data_dir.join("nodes").join(&node));
+        config.network = node;
+        (self.kubelet)(&mut config);
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// A running cluster.
+pub struct Cluster {
+    pub config: ClusterConfig,
+    pub server: RunningServer,
+    /// A client of the apiserver.
+    pub client: Client,
+    /// `<data dir>/kubeconfig`, for kubectl and kubelab.
+    pub kubeconfig: PathBuf,
+    /// Every component's task; dropping the set aborts them all.
+    components: JoinSet<anyhow::Result<()>>,
+    /// Each node's kubelet task, to stop and start one node (as an instructor pulls a node's plug).
+    kubelets: BTreeMap<String, AbortHandle>,
+}
+
+impl Cluster {
+    /// Starts the cluster; `progress` is told each step (what `kubelab up` prints).
+    pub async fn start(config: ClusterConfig, progress: impl Fn(&str)) -> anyhow::Result<Cluster> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
+        let mut server_config = kubelab_apiserver::Config::new(bind, config.data_dir.clone());
+        server_config.etcd_servers = config.etcd_servers.clone();
+        let server = kubelab_apiserver::start(server_config).await?;
+        progress(&format!("apiserver            {} (store: {})", server.url(), server.store_description));
+        let kubeconfig = config.data_dir.join("kubeconfig");
+        kubelab_api::kubeconfig::write_kubeconfig(&kubeconfig, &server.url(), &config.name)?;
+        let client = Client::new(&server.url())?;
+
+        let mut components = JoinSet::new();
+        components.spawn(named("scheduler", kubelab_scheduler::run(client.clone(), config.scheduler.clone())));
+        progress("scheduler            running");
+        components.spawn(named(
+            "controller-manager",
+            kubelab_controller_manager::run(client.clone(), config.controller_manager.clone()),
+        ));
+        progress("controller-manager   running");
+
+        let mut cluster = Cluster { config, server, client, kubeconfig, components, kubelets: BTreeMap::new() };
+        if cluster.config.nodes > 0 {
+            let docker = kubelab_kubelet::docker::connect().await.context(
+                "kubelets run pods in Docker, which is not reachable; start Docker, or run without nodes (--nodes 0)",
+            )?;
+            progress("images               checking kubelab/busybox:1 and kubelab/pause:1...");
+            let built = kubelab_kubelet::images::ensure_local_images(&docker).await?;
+            if !built.is_empty() {
+                progress(&format!("images               built {}", built.join(", ")));
+            }
+            for i in 1..=cluster.config.nodes {
+                let kubelet = cluster.config.kubelet_config(i, &cluster.client)?;
+                progress(&format!(
+                    "kubelet {:<12} {} (pods: {}, network {})",
+                    kubelet.node_name, kubelet.address, kubelet.pod_cidr, kubelet.network
+                ));
+                cluster.start_kubelet(kubelet);
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn start_kubelet(&mut self, kubelet: kubelab_kubelet::Config) {
+        let node = kubelet.node_name.clone();
+        let handle = self.components.spawn(named("kubelet", kubelab_kubelet::run(kubelet)));
+        self.kubelets.insert(node, handle);
+    }
+
+    /// The names of the nodes, in order.
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.config.nodes).map(|i| self.config.node_name(i)).collect()
+    }
+
+    /// Stops one node's kubelet, as if the machine lost power: its Lease is no longer renewed (its containers
+    /// keep running).
+    pub fn stop_kubelet(&mut self, node: &str) -> anyhow::Result<()> {
+        self.kubelets.remove(node).with_context(|| format!("no running kubelet for node {node}"))?.abort();
+        Ok(())
+    }
+
+    /// Starts a stopped node's kubelet again; it adopts the containers it finds.
+    pub fn restart_kubelet(&mut self, node: &str) -> anyhow::Result<()> {
+        let i = (1..=self.config.nodes)
+            .find(|i| self.config.node_name(*i) == node)
+            .with_context(|| format!("no node {node} in this cluster"))?;
+        let kubelet = self.config.kubelet_config(i, &self.client)?;
+        self.start_kubelet(kubelet);
+        Ok(())
+    }
+
+    /// Waits until a component fails (they run forever otherwise) or the apiserver stops.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        tokio::select! {
+            result = self.server.wait() => match result {
+                Ok(()) => anyhow::anyhow!("the apiserver stopped"),
+                Err(err) => err.context("the apiserver stopped"),
+            },
+            Some(result) = self.components.join_next() => match result {
+                Ok(Err(err)) => err,
+                Ok(Ok(())) => anyhow::anyhow!("a component stopped"),
+                Err(err) => anyhow::anyhow!("a component stopped: {err}"),
+            },
+        }
+    }
+
+    /// Stops every component, then the apiserver. Pods keep running in Docker.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.components.shutdown().await;
+        self.server.shutdown().await
+    }
+}
+
+/// Tags a component's error with its name, so that one can tell which failed.
+async fn named(name: &'static str, component: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    component.await.with_context(|| format!("{name} failed"))
+}

@@ -1,0 +1,105 @@
+//! `spawn_cluster`: a whole kubelab cluster — apiserver, scheduler, controller-manager and kubelets running real
+//! Docker containers — for the end-to-end tests of nodes, pods and controllers.
+//!
+//! It is the very code `kubelab up` runs ([`kubelab::cluster::Cluster`]), started in this process so that a test
+//! can stop one node's kubelet. Each cluster gets a unique name, node addresses and pod subnets, so clusters of
+//! tests running in parallel never touch each other's containers or networks; when the test ends (passed or
+//! failed) its containers and networks are removed.
+
+use crate::Kubectl;
+use kubelab::cluster::{Cluster, ClusterConfig};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Clusters started by this test process so far: makes names and subnets unique.
+static STARTED: AtomicU32 = AtomicU32::new(0);
+
+/// A cluster for one test; cleaned up on drop.
+pub struct TestCluster {
+    /// `None` once shut down.
+    pub cluster: Option<Cluster>,
+    /// Node names, in order.
+    pub nodes: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// The running cluster.
+    pub fn get(&mut self) -> &mut Cluster {
+        self.cluster.as_mut().expect("the cluster is running until the test drops it")
+    }
+
+    /// The real kubectl, pointed at this cluster.
+    pub fn kubectl(&self) -> Kubectl {
+        let cluster = self.cluster.as_ref().expect("the cluster is running until the test drops it");
+        Kubectl::new(&cluster.kubeconfig, &self.dir.path().join("kubectl-cache"), self.dir.path())
+    }
+
+    /// The temporary directory (manifests can be written here).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+/// Starts a cluster with `nodes` nodes; `tweak` adjusts the configuration (shorter timings...).
+pub async fn spawn_cluster(nodes: u8, tweak: impl FnOnce(&mut ClusterConfig)) -> anyhow::Result<TestCluster> {
+    let n = STARTED.fetch_add(1, Ordering::SeqCst);
+    let unique = (std::process::id() % 40) * 4 + n;
+    let dir = tempfile::Builder::new().prefix("kubelab-e2e-").tempdir()?;
+    let mut config = ClusterConfig::new(dir.path().join("data"));
+    config.name = format!("e2e{}-{n}", std::process::id());
+    config.port = 0;
+    config.nodes = nodes;
+    config.node_address_prefix = format!("127.{}.{}", 100 + unique / 200, unique % 200 + 1);
+    config.pod_network_prefix = format!("10.{}", 100 + unique % 150);
+    remove_stale_networks(&config.pod_network_prefix);
+    tweak(&mut config);
+    let node_names: Vec<String> = (1..=nodes).map(|i| config.node_name(i)).collect();
+    // From here on, the drop guard cleans up even if the start fails half-way.
+    let mut test = TestCluster { cluster: None, nodes: node_names, dir };
+    test.cluster = Some(Cluster::start(config, |_| {}).await?);
+    Ok(test)
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // Stop the components first (aborting their tasks), so no kubelet recreates what we remove.
+        if let Some(cluster) = self.cluster.take() {
+            drop(cluster);
+        }
+        for node in &self.nodes {
+            remove_node_containers(node);
+            let _ = Command::new("docker").args(["network", "rm", node]).output();
+        }
+    }
+}
+
+/// Removes every container a kubelet of `node` started (they carry the `kubelab.node` label).
+pub fn remove_node_containers(node: &str) {
+    let Ok(list) =
+        Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=kubelab.node={node}")]).output()
+    else {
+        return;
+    };
+    let ids: Vec<String> = String::from_utf8_lossy(&list.stdout).split_whitespace().map(String::from).collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+    }
+}
+
+/// A network left by a crashed earlier run would block our subnet ("pool overlaps"): remove unused e2e networks.
+fn remove_stale_networks(pod_prefix: &str) {
+    let Ok(list) = Command::new("docker").args(["network", "ls", "--format", "{{.Name}}"]).output() else { return };
+    for name in String::from_utf8_lossy(&list.stdout).lines().filter(|n| n.starts_with("e2e")) {
+        let Ok(inspect) = Command::new("docker")
+            .args(["network", "inspect", name, "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"])
+            .output()
+        else {
+            continue;
+        };
+        if String::from_utf8_lossy(&inspect.stdout).starts_with(&format!("{pod_prefix}.")) {
+            // Fails (and is left alone) while containers still use it.
+            let _ = Command::new("docker").args(["network", "rm", name]).output();
+        }
+    }
+}
