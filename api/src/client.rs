@@ -432,6 +432,20 @@ impl Client {
         Ok(Deleted::Object(with_type(resource, answer)))
     }
 
+    /// `POST`s to a subresource of an object, e.g. a `Binding` to `pods/<name>/binding` (how the scheduler records
+    /// its decision).
+    pub async fn create_subresource(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: &str,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
+        let path = format!("{}/{subresource}", object_path(resource, namespace, name)?);
+        self.send_json(Method::POST, &path, &[], JSON, Some((JSON, body))).await
+    }
+
     /// Watches changes after `resource_version` (from a list). With bookmarks on, the server also reports
     /// progress, so that a reconnecting client can resume from a recent resourceVersion.
     pub async fn watch(

@@ -55,7 +55,7 @@ pub fn watch_changes(
     params: ListParams,
 ) -> impl Stream<Item = Result<Change, ClientError>> + Send {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut backoff = Duration::from_secs(1);
         // Outer loop: (re)list. Inner loop: (re)watch from the last version seen.
         'list: loop {
@@ -127,11 +127,22 @@ pub fn watch_changes(
             }
         }
     });
-    tokio_stream_from(rx)
+    // The stream owns the task: dropping the stream (its component stopped) ends the list and watch.
+    let guard = AbortOnDrop(task);
+    let mut rx = rx;
+    futures::stream::poll_fn(move |cx| {
+        let _owned = &guard;
+        rx.poll_recv(cx)
+    })
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// Aborts a background task when dropped, so that a stopped component's watches end with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A read-only, always-current copy of the objects an informer follows.
@@ -200,6 +211,8 @@ pub struct Informer {
     pub changed: mpsc::UnboundedReceiver<String>,
     /// Resolves once the first list has filled the cache.
     pub synced: tokio::sync::watch::Receiver<bool>,
+    /// Stops the informer when it is dropped.
+    _task: AbortOnDrop,
 }
 
 impl Informer {
@@ -209,7 +222,7 @@ impl Informer {
         let (keys_tx, changed) = mpsc::unbounded_channel();
         let (synced_tx, synced) = tokio::sync::watch::channel(false);
         let writer = cache.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut changes = Box::pin(watch_changes(client, resource, namespace, params));
             while let Some(change) = changes.next().await {
                 match change {
@@ -228,7 +241,7 @@ impl Informer {
                 }
             }
         });
-        Informer { cache, changed, synced }
+        Informer { cache, changed, synced, _task: AbortOnDrop(task) }
     }
 
     /// Waits until the cache holds a complete list.

@@ -27,6 +27,17 @@ pub struct QuantityError;
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
 impl Amount {
+    /// The amount in thousandths, rounded up as Kubernetes' `MilliValue` does (`100m` CPU → 100).
+    pub fn milli_value(self) -> i64 {
+        let milli = NANOS_PER_UNIT / 1000;
+        i64::try_from((self.nanos + milli - 1).div_euclid(milli)).unwrap_or(i64::MAX)
+    }
+
+    /// The amount in whole units, rounded up as Kubernetes' `Value` does (`64Mi` → 67108864, `1500m` → 2).
+    pub fn value(self) -> i64 {
+        i64::try_from((self.nanos + NANOS_PER_UNIT - 1).div_euclid(NANOS_PER_UNIT)).unwrap_or(i64::MAX)
+    }
+
     /// Zero, the value of an absent request.
     pub const ZERO: Amount = Amount { nanos: 0 };
 
@@ -132,6 +143,15 @@ mod tests {
 
     fn amount(text: &str) -> Amount {
         Amount::parse(text).unwrap()
+    }
+
+    #[test]
+    fn values_round_up_as_kubernetes_does() {
+        assert_eq!(amount("100m").milli_value(), 100);
+        assert_eq!(amount("2").milli_value(), 2000);
+        assert_eq!(amount("1500m").value(), 2);
+        assert_eq!(amount("64Mi").value(), 64 * 1024 * 1024);
+        assert_eq!(amount("0").value(), 0);
     }
 
     #[test]

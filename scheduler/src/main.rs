@@ -14,7 +14,7 @@ use std::time::Duration;
 #[command(version, about, long_about)]
 struct Args {
     /// Kubeconfig file to read the apiserver's address (and token) from.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// The apiserver's URL, e.g. http://127.0.0.1:6443; overrides the kubeconfig.
     #[arg(long)]

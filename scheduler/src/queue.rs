@@ -101,7 +101,7 @@ impl SchedulingQueue {
     pub fn retry_later(&mut self, key: &str, now: Instant) {
         let attempts = self.failed(key, now).attempts;
         let until = now + self.backoff_after(attempts);
-        self.to_backoff(key, until);
+        self.send_to_backoff(key, until);
     }
 
     /// The cluster changed in a way that may help: every parked pod goes back to back-off, or to active when
@@ -125,8 +125,8 @@ impl SchedulingQueue {
             return;
         }
         match entry.failed_at.map(|at| at + self.backoff_after(entry.attempts)) {
-            Some(until) if until > now => self.to_backoff(key, until),
-            _ => self.to_active(key),
+            Some(until) if until > now => self.send_to_backoff(key, until),
+            _ => self.activate(key),
         }
     }
 
@@ -138,7 +138,7 @@ impl SchedulingQueue {
             }
             self.backoff.pop_first();
             if self.entries.get(&key).is_some_and(|e| e.place == Place::Backoff(until)) {
-                self.to_active(&key);
+                self.activate(&key);
             }
         }
         let stale: Vec<String> = self
@@ -212,14 +212,14 @@ impl SchedulingQueue {
         entry
     }
 
-    fn to_backoff(&mut self, key: &str, until: Instant) {
+    fn send_to_backoff(&mut self, key: &str, until: Instant) {
         if let Some(entry) = self.entries.get_mut(key) {
             entry.place = Place::Backoff(until);
             self.backoff.insert((until, key.to_string()));
         }
     }
 
-    fn to_active(&mut self, key: &str) {
+    fn activate(&mut self, key: &str) {
         if let Some(entry) = self.entries.get_mut(key) {
             entry.place = Place::Active;
             self.active.push_back(key.to_string());
@@ -277,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn a_change_after_the_back_off_moves_the_pod_straight_to_active() {
+    fn a_change_after_the_back_off_moves_the_pod_straight_activate() {
         let mut q = queue();
         let t0 = Instant::now();
         q.add("default/big");

@@ -158,7 +158,8 @@ mod tests {
     fn decision_table() {
         use crate::testing::NodeBuilder as N;
         let taint_cp = |n: N| n.taint("node-role.kubernetes.io/control-plane", "", "NoSchedule");
-        let cases: Vec<(&str, Vec<N>, crate::testing::PodBuilder, Result<&str, &str>)> = vec![
+        type Case = (&'static str, Vec<N>, crate::testing::PodBuilder, Result<&'static str, &'static str>);
+        let cases: Vec<Case> = vec![
             (
                 "the emptier node wins",
                 vec![node("a", "4", "8Gi").with(&pod("x").requests("3", "1Gi")), node("b", "4", "8Gi")],
