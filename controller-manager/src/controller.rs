@@ -38,26 +38,25 @@
 //! kube-rs' `Controller` (a reconciler returning what to do, a requeue time). What we leave out: shared
 //! informers (each controller runs its own watches), the periodic resync, and metrics.
 
+mod lister;
 pub mod ownership;
 pub mod queue;
 
+pub use lister::{Lister, Written};
 pub use queue::{Backoff, WorkQueue};
 
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
 use kubelab_api::client::{Client, ClientError, ListParams};
-use kubelab_api::informer::{Cache, Informer};
+use kubelab_api::informer::Informer;
 use kubelab_api::resources::Resource;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 /// Why applying a reconcile's actions failed. The key is retried after its back-off in every case.
 #[derive(Debug, thiserror::Error)]
@@ -187,114 +186,9 @@ impl Source {
         to_keys: impl Fn(&Value) -> Vec<String> + Send + Sync + 'static,
     ) -> (Source, Lister) {
         let informer = Informer::spawn(client.clone(), resource, None, ListParams::default());
-        let lister = Lister { cache: informer.cache.clone(), seen: Arc::new(Seen::default()) };
+        let lister = Lister::new(informer.cache.clone());
         (Source { informer, to_keys: Box::new(to_keys), lister: lister.clone() }, lister)
     }
-}
-
-/// A read-only view of one informer's cache (client-go calls it a *lister*), able to wait until the cache shows
-/// a write.
-#[derive(Clone)]
-pub struct Lister {
-    cache: Cache,
-    seen: Arc<Seen>,
-}
-
-/// Which keys the informer has reported, and when, so that waiting for a creation cannot miss an object that
-/// was created and deleted again before anyone looked at the cache.
-#[derive(Default)]
-struct Seen {
-    keys: Mutex<HashMap<String, Instant>>,
-    /// Woken every time a key is reported.
-    changed: Notify,
-}
-
-/// How long a key is remembered as seen; longer than any wait for the cache.
-const SEEN_RETENTION: Duration = Duration::from_secs(600);
-
-impl Seen {
-    fn record(&self, key: &str) {
-        let now = Instant::now();
-        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        keys.insert(key.to_string(), now);
-        if keys.len() > 4096 {
-            keys.retain(|_, at| now.duration_since(*at) < SEEN_RETENTION);
-        }
-        drop(keys);
-        self.changed.notify_waiters();
-    }
-
-    fn since(&self, key: &str, since: Instant) -> bool {
-        let keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        keys.get(key).is_some_and(|at| *at >= since)
-    }
-}
-
-/// A write the shell made, so that it can wait for the cache to show it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Written {
-    /// An object was created with this key at this time.
-    Created { key: String, at: Instant },
-    /// An object was changed from `from` (the resourceVersion we read) to `to` (the one the server answered).
-    Updated { key: String, from: String, to: String },
-    /// An object was deleted (or marked for deletion).
-    Deleted { key: String },
-}
-
-impl Lister {
-    /// The object with this key, typed; `None` if absent (or not of this type).
-    pub fn get<K: DeserializeOwned>(&self, key: &str) -> Option<K> {
-        self.cache.get_typed(key)
-    }
-
-    /// The objects of one namespace, typed.
-    pub fn list_in<K: DeserializeOwned>(&self, namespace: &str) -> Vec<K> {
-        self.cache
-            .list()
-            .into_iter()
-            .filter(|object| kubelab_api::object::namespace(object) == namespace)
-            .filter_map(|object| serde_json::from_value(object).ok())
-            .collect()
-    }
-
-    /// Every object, as JSON.
-    pub fn list_values(&self) -> Vec<Value> {
-        self.cache.list()
-    }
-
-    /// Whether the cache shows `write` (or something that came after it).
-    pub fn shows(&self, write: &Written) -> bool {
-        match write {
-            Written::Created { key, at } => self.cache.get(key).is_some() || self.seen.since(key, *at),
-            Written::Updated { key, from, to } => {
-                from == to
-                    || self.cache.get(key).is_none_or(|object| kubelab_api::object::resource_version(&object) != from)
-            }
-            Written::Deleted { key } => self
-                .cache
-                .get(key)
-                .is_none_or(|object| object.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())),
-        }
-    }
-
-    // ANCHOR: wait_for
-    /// Waits until the cache shows every write in `writes`, or `timeout` passes. Returns whether it caught up.
-    pub async fn wait_for(&self, writes: &[Written], timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            // Ask to be woken before looking, so that a change between the look and the wait is not missed.
-            let changed = self.seen.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if writes.iter().all(|write| self.shows(write)) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return writes.iter().all(|write| self.shows(write));
-            }
-        }
-    }
-    // ANCHOR_END: wait_for
 }
 
 // ANCHOR: run
@@ -327,7 +221,7 @@ async fn feed(mut source: Source, queue: Arc<WorkQueue>) {
     // labels changed may matter to its old owner as much as to its new one.
     let mut last: HashMap<String, Vec<String>> = HashMap::new();
     while let Some(key) = source.informer.changed.recv().await {
-        let now = source.lister.cache.get(&key).map(|object| (source.to_keys)(&object));
+        let now = source.lister.cached(&key).map(|object| (source.to_keys)(&object));
         let before = match &now {
             Some(keys) => last.insert(key.clone(), keys.clone()),
             None => last.remove(&key),
@@ -336,7 +230,7 @@ async fn feed(mut source: Source, queue: Arc<WorkQueue>) {
         for primary in keys {
             queue.add(primary);
         }
-        source.lister.seen.record(&key);
+        source.lister.record_seen(&key);
     }
 }
 

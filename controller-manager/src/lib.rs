@@ -14,7 +14,8 @@
 //!   reports status);
 //! - [`deployment`]: rolls ReplicaSets forward and back — rolling updates within `maxSurge` and
 //!   `maxUnavailable`, Recreate, revisions, rollback, pause, progress deadline;
-//! - the garbage collector, namespace and node lifecycle controllers, and leader election.
+//! - [`garbage_collector`], [`namespace`], [`node_lifecycle`] and [`leader`]: the controllers that clean up and
+//!   keep the cluster alive, and leader election among controller managers.
 //!
 //! ## What it watches and writes
 //! Watches Deployments, ReplicaSets and pods (and, for the other controllers, nodes, leases, namespaces and every
@@ -29,7 +30,8 @@
 //! The other ~30 controllers (StatefulSet, DaemonSet, Job, CronJob, HPA, endpoints, service accounts...),
 //! shared informers, metrics, and per-controller flags beyond those in [`Config`].
 //!
-//! Book chapters: "The controller manager" and "Deployments and rolling updates".
+//! Book chapters: "The controller manager", "Garbage collection, namespaces, nodes and leaders" and
+//! "Deployments and rolling updates".
 
 pub mod controller;
 pub mod deployment;
@@ -60,6 +62,10 @@ pub struct Config {
     pub cache_timeout: Duration,
     /// Whether the ReplicaSet controller creates pods in batches of 1, 2, 4... (Kubernetes: always).
     pub slow_start: bool,
+    /// When a silent node becomes `Unknown`, and when its pods are evicted.
+    pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
+    /// How often a terminating namespace is looked at again.
+    pub namespace: namespace::NamespaceTimings,
 }
 
 impl Default for Config {
@@ -71,6 +77,8 @@ impl Default for Config {
             retry_max_delay: Duration::from_secs(1000),
             cache_timeout: Duration::from_secs(300),
             slow_start: true,
+            node_lifecycle: node_lifecycle::NodeLifecycleConfig::default(),
+            namespace: namespace::NamespaceTimings::default(),
         }
     }
 }
@@ -97,9 +105,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     controllers.spawn(replicaset::run(client.clone(), config.clone()));
     controllers.spawn(deployment::run(client.clone(), config.clone()));
     controllers.spawn(garbage_collector::run(client.clone(), config.settings()));
-    controllers.spawn(namespace::run(client.clone(), namespace::NamespaceTimings::default(), config.settings()));
-    let node_lifecycle = node_lifecycle::NodeLifecycleConfig::default();
-    controllers.spawn(node_lifecycle::run(client.clone(), node_lifecycle, config.settings()));
+    controllers.spawn(namespace::run(client.clone(), config.namespace, config.settings()));
+    controllers.spawn(node_lifecycle::run(client.clone(), config.node_lifecycle, config.settings()));
     while let Some(finished) = controllers.join_next().await {
         finished??;
     }

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use kubelab_api::client::Client;
-use kubelab_controller_manager::Config;
+use kubelab_controller_manager::{Config, leader};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +33,16 @@ struct Args {
     /// Longest delay between two retries of a failing object, in seconds.
     #[arg(long, default_value_t = 1000)]
     retry_max_delay_seconds: u64,
+    /// Elect a leader through the Lease kube-system/kube-controller-manager before acting, so that several
+    /// controller-managers can run and only one acts (as on a cluster with several control-plane machines).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Seconds without a node heartbeat (Lease renewal) before the node is marked Unknown and tainted.
+    #[arg(long, default_value_t = 50)]
+    node_monitor_grace_period: u64,
+    /// Seconds a pod stays on an unreachable or not-ready node before it is evicted (unless it tolerates longer).
+    #[arg(long, default_value_t = 300)]
+    default_toleration_seconds: u64,
 }
 
 #[tokio::main]
@@ -59,9 +69,22 @@ async fn main() -> anyhow::Result<()> {
         retry_max_delay: Duration::from_secs(args.retry_max_delay_seconds),
         ..Config::default()
     };
+    let mut config = config;
+    config.node_lifecycle.health.grace_period = Duration::from_secs(args.node_monitor_grace_period);
+    config.node_lifecycle.eviction.default_toleration = Duration::from_secs(args.default_toleration_seconds);
     println!("kubelab-controller-manager: controlling the cluster at {}", client.base_url());
+    let controllers = kubelab_controller_manager::run(client.clone(), config);
+    let work = async move {
+        if args.leader_elect {
+            let identity = leader::default_identity();
+            println!("waiting to lead as {identity} (Lease kube-system/kube-controller-manager)");
+            leader::run_when_leader(client, identity, leader::LeaderConfig::default(), controllers).await?
+        } else {
+            controllers.await
+        }
+    };
     tokio::select! {
-        result = kubelab_controller_manager::run(client, config) => result,
+        result = work => result,
         signal = tokio::signal::ctrl_c() => {
             signal?;
             println!("shutting down");

@@ -6,7 +6,8 @@
 //! Deployment, the ReplicaSets and pods of its namespace, and the time:
 //!
 //! - **RollingUpdate** (the default): the new ReplicaSet grows as far as `maxSurge` allows, old ones shrink as
-//!   far as `maxUnavailable` allows ([`scaling`] has the arithmetic), until only the new one is left;
+//!   far as `maxUnavailable` allows ([`strategy`] takes the steps, [`scaling`] has the arithmetic), until only
+//!   the new one is left;
 //! - **Recreate**: every old ReplicaSet goes to 0, and once their pods are gone the new one starts at full size;
 //! - **scaling** (`kubectl scale`) mid-rollout is shared proportionally among the ReplicaSets; a **paused**
 //!   Deployment scales but does not roll; **`kubectl rollout restart`** changes a template annotation, hence a new
@@ -30,6 +31,7 @@
 pub mod rollout;
 pub mod scaling;
 pub mod status;
+pub mod strategy;
 pub mod template;
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ fn surge_1_unavailable_0_first_adds_one_new_pod_and_removes_nothing_until_it_is_
     let d = deployment(4, "web:2", "1", "0");
     let old = replica_set(&d, "web:1", 1, 4, 600);
     assert_eq!(
-        describe(&next_rollout_step(&d, &[old.clone()], &[], t0())),
+        describe(&next_rollout_step(&d, std::slice::from_ref(&old), &[], t0())),
         vec!["create web:2 ×1", "revision 2", "status"]
     );
     let mut new = replica_set(&d, "web:2", 2, 1, 10);
@@ -277,7 +277,7 @@ fn a_paused_deployment_does_not_roll_out_a_new_template_but_still_scales() {
     let mut d = deployment(4, "web:2", "25%", "25%");
     d.spec.as_mut().unwrap().paused = Some(true);
     let old = replica_set(&d, "web:1", 1, 4, 600);
-    let plan = next_rollout_step(&d, &[old.clone()], &[], t0());
+    let plan = next_rollout_step(&d, std::slice::from_ref(&old), &[], t0());
     assert_eq!(describe(&plan), vec!["status"]);
     assert_eq!(condition(&status_of(&plan), PROGRESSING), ("Unknown", "DeploymentPaused", "Deployment is paused"));
     d.spec.as_mut().unwrap().replicas = Some(5);

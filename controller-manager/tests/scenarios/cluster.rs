@@ -7,7 +7,7 @@
 //! directory, and stopped when the [`Cluster`] is dropped (tasks aborted, directory removed), even when the test
 //! fails half-way.
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kubelab_api::client::{Client, ListParams, PatchType};
@@ -54,7 +54,28 @@ impl Cluster {
             }
         }));
         cluster.tasks.push(tokio::spawn(fake_kubelet(client)));
+        cluster.wait_until_controllers_run().await?;
         Ok(cluster)
+    }
+
+    /// Waits until the ReplicaSet controller has synced its caches and acts, so that a test's first objects
+    /// are not raced by the controllers' initial lists: an empty ReplicaSet in `kube-system` gets its status.
+    async fn wait_until_controllers_run(&self) -> anyhow::Result<()> {
+        let probe = json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "probe", "namespace": "kube-system"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"probe": "yes"}},
+                     "template": {"metadata": {"labels": {"probe": "yes"}},
+                                  "spec": {"containers": [{"name": "probe", "image": "probe"}]}}}
+        });
+        let replica_sets = resources::by_kind("apps/v1", "ReplicaSet").context("ReplicaSets")?;
+        self.client.create(replica_sets, Some("kube-system"), &probe).await?;
+        wait_for("the controllers to start", CONVERGE, || async {
+            let rs = self.client.get(replica_sets, Some("kube-system"), "probe").await?;
+            ensure!(rs.pointer("/status/observedGeneration").is_some(), "no status yet");
+            Ok(())
+        })
+        .await
     }
 
     /// Runs the real kubectl against this cluster; returns stdout, or fails with everything kubectl said.

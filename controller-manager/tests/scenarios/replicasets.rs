@@ -82,8 +82,12 @@ async fn a_matching_orphan_is_adopted_and_a_relabelled_pod_is_released_and_repla
     let pods = kubelab_api::resources::by_kind("v1", "Pod").expect("pods are served");
     let patch = json!({"metadata": {"labels": {"app": "debugging"}}});
     cluster.client.patch(pods, Some("default"), "stray", PatchType::Merge, &patch, &PatchParams::default()).await?;
-    let names = ready_pods(&cluster, 2).await?;
-    assert!(!names.contains(&"stray".to_string()));
+    wait_for("stray to be released and replaced", CONVERGE, || async {
+        let names = ready_pods(&cluster, 2).await?;
+        ensure!(!names.contains(&"stray".to_string()), "{names:?}");
+        Ok(())
+    })
+    .await?;
     let stray: Pod = cluster.client.get_typed(Some("default"), "stray").await?;
     assert!(stray.metadata.owner_references.unwrap_or_default().is_empty(), "released");
     cluster.stop().await
