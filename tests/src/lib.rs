@@ -19,7 +19,8 @@
 //! - [`wait`]: [`wait_for`] polls a condition until it holds, instead of sleeping and hoping;
 //! - [`cluster`]: [`spawn_cluster`] starts a whole cluster with nodes running real Docker containers;
 //! - [`check`]: reading what kubectl prints ([`tables`]) and comparing what we sent with what came back
-//!   ([`missing_fields`]).
+//!   ([`missing_fields`]);
+//! - [`bench`]: what the `bench_*` programs share to write their own sections of `BENCHMARKS.md`.
 //!
 //! Every test owns everything it uses: its server, its temporary directory, its etcd, its kubectl processes.
 //! They are cleaned up when the test ends, passed or failed (temporary directories and child processes are
@@ -28,6 +29,7 @@
 //!
 //! Book chapter: "The API server and the cluster store" (section "Testing it like a user").
 
+pub mod bench;
 pub mod check;
 pub mod cluster;
 pub mod kubectl;

@@ -24,7 +24,6 @@
 //! and the apiserver share this process and the machine's cores, as they would share a small VM), and many watchers.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -32,11 +31,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use kubelab_apiserver::store::etcd_server::EtcdServer;
+use kubelab_tests::bench;
 use serde_json::{Value, json};
 
-/// Markers around the section this benchmark owns in `BENCHMARKS.md`; the rest of the file is left alone.
-const SECTION_START: &str = "<!-- bench_apiserver:start -->";
-const SECTION_END: &str = "<!-- bench_apiserver:end -->";
+/// The section of `BENCHMARKS.md` this benchmark owns; the rest of the file is left alone.
+const SECTION: &str = "bench_apiserver";
 
 /// The command that reproduces the figures.
 const RERUN: &str = "cargo run --release -p kubelab-tests --bin bench_apiserver";
@@ -134,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let section = report.markdown();
     println!("{section}");
-    let path = write_benchmarks(&section)?;
+    let path = bench::write_section(SECTION, &section)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }
@@ -394,7 +393,7 @@ impl Report {
         out += &format!(
             "Measured on {} by `{RERUN}` (objects {}, concurrency {}, watch objects {}). Each value is a ConfigMap of {} bytes of JSON; \
              the apiserver runs in the benchmark's process on the same throwaway etcd.\n\n",
-            today(),
+            bench::today(),
             s.objects,
             s.concurrency,
             s.watch_objects,
@@ -437,14 +436,8 @@ impl Report {
     }
 }
 
-/// nproc, the CPU model and the etcd version, for the reader to judge the figures.
+/// The shared machine line, with the etcd version, for the reader to judge the figures.
 fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
     let etcd = std::process::Command::new(std::env::var("KUBELAB_ETCD").unwrap_or_else(|_| "etcd".into()))
         .arg("--version")
         .output()
@@ -452,38 +445,5 @@ fn machine() -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|text| text.lines().next().map(str::to_string))
         .unwrap_or_else(|| "etcd version unknown".into());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-    format!(
-        "{cores} cores (nproc), {model}; {etcd}; load average {load} before the run (other work on the machine). The load generator, \
-         the apiserver and etcd share these cores."
-    )
-}
-
-/// Today's date (UTC), from `date`, to date the figures.
-fn today() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|d| d.trim().to_string())
-        .unwrap_or_else(|| "an unknown date".into())
-}
-
-/// Replaces this benchmark's section of `BENCHMARKS.md` (creating the file if needed), keeping the rest.
-fn write_benchmarks(section: &str) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("BENCHMARKS.md");
-    let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nFigures written by the benchmarks themselves; rerun them with the command under each section.\n".into()
-    });
-    let block = format!("{SECTION_START}\n{}{SECTION_END}", section);
-    let updated = match (existing.find(SECTION_START), existing.find(SECTION_END)) {
-        (Some(start), Some(end)) if start < end => {
-            format!("{}{block}{}", &existing[..start], &existing[end + SECTION_END.len()..])
-        }
-        _ => format!("{}\n{block}\n", existing.trim_end()),
-    };
-    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path.canonicalize().unwrap_or(path))
+    format!("{}; {etcd}. The load generator, the apiserver and etcd share these cores.", bench::machine())
 }
