@@ -320,7 +320,7 @@ async fn delete_f_removes_every_object_and_get_then_says_not_found() -> anyhow::
     let kubectl = server.kubectl();
     // A namespace is removed by the namespace controller once it is empty, as in Kubernetes: run the
     // controller-manager beside the apiserver. (Aborted when the test ends.)
-    let client = kubelab_api::client::Client::new(&server.url())?;
+    let client = kubelab_api::client::Client::new(server.url())?;
     let controllers = AbortOnDrop(tokio::spawn(kubelab_controller_manager::run(client, Default::default())));
 
     // The objects first, from the same manifest without its Namespace document: deleting the namespace at the
