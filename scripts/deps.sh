@@ -89,6 +89,13 @@ if $want_test; then
     problems+=("kubectl is not on PATH, and Debian's archive has no package for it: install kubectl 1.32 (any recent release works) and put it on PATH.")
   fi
 
+  if docker info >/dev/null 2>&1; then
+    say "docker: engine reachable"
+  else
+    say "docker: engine not reachable (the kubelet and whole-cluster tests run real containers)"
+    problems+=("Docker Engine is not reachable: install it (Debian: apt-get install docker.io) and start it (systemctl start docker), or check that you may use /var/run/docker.sock.")
+  fi
+
   for tool in fmt clippy; do
     if cargo "$tool" --version >/dev/null 2>&1; then
       say "cargo $tool: found"
