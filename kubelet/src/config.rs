@@ -82,15 +82,25 @@ impl Config {
     pub fn validate(&self) -> Result<(), KubeletError> {
         let problems = kubelab_api::names::is_dns1123_subdomain(&self.node_name);
         if !problems.is_empty() {
-            return Err(KubeletError::Config(format!("invalid node name {:?}: {}", self.node_name, problems.join("; "))));
+            return Err(KubeletError::Config(format!(
+                "invalid node name {:?}: {}",
+                self.node_name,
+                problems.join("; ")
+            )));
         }
         parse_cidr(&self.pod_cidr)?;
-        if self.lease_renew_interval.is_zero() || self.sync_period.is_zero() || self.node_status_update_frequency.is_zero()
+        if self.lease_renew_interval.is_zero()
+            || self.sync_period.is_zero()
+            || self.node_status_update_frequency.is_zero()
         {
-            return Err(KubeletError::Config("the lease renew interval, sync period and status frequency must be above 0".into()));
+            return Err(KubeletError::Config(
+                "the lease renew interval, sync period and status frequency must be above 0".into(),
+            ));
         }
         if self.backoff.initial.is_zero() || self.backoff.max < self.backoff.initial {
-            return Err(KubeletError::Config("the back-off must start above 0 and its maximum be at least its start".into()));
+            return Err(KubeletError::Config(
+                "the back-off must start above 0 and its maximum be at least its start".into(),
+            ));
         }
         Ok(())
     }
@@ -99,9 +109,11 @@ impl Config {
 /// Reads an IPv4 CIDR (`10.244.1.0/24`) into its address and prefix length.
 pub fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u8), KubeletError> {
     let bad = |why: &str| KubeletError::Config(format!("invalid pod CIDR {cidr:?}: {why}"));
-    let (address, prefix) = cidr.split_once('/').ok_or_else(|| bad("expected an address, a slash and a prefix length"))?;
+    let (address, prefix) =
+        cidr.split_once('/').ok_or_else(|| bad("expected an address, a slash and a prefix length"))?;
     let address: Ipv4Addr = address.parse().map_err(|_| bad("not an IPv4 address"))?;
-    let prefix: u8 = prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("the prefix must be 8 to 30"))?;
+    let prefix: u8 =
+        prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("the prefix must be 8 to 30"))?;
     Ok((address, prefix))
 }
 

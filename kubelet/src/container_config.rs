@@ -175,7 +175,10 @@ fn mounts(pod: &Pod, container: &Container, pod_dir: &Path) -> Result<Vec<Mount>
     let mut mounts = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
         let error = |what: String| {
-            KubeletError::ContainerConfig(format!("container {:?}: volume mount {:?}: {what}", container.name, mount.name))
+            KubeletError::ContainerConfig(format!(
+                "container {:?}: volume mount {:?}: {what}",
+                container.name, mount.name
+            ))
         };
         let volume = volumes.iter().find(|v| v.name == mount.name).ok_or_else(|| error("no such volume".into()))?;
         let mut host = if volume.empty_dir.is_some() {
@@ -235,7 +238,10 @@ fn quantity(text: &str) -> Option<f64> {
 }
 
 fn bad_quantity(container: &Container, resource: &str, text: &str) -> KubeletError {
-    KubeletError::ContainerConfig(format!("container {:?}: limits.{resource}: cannot read quantity {text:?}", container.name))
+    KubeletError::ContainerConfig(format!(
+        "container {:?}: limits.{resource}: cannot read quantity {text:?}",
+        container.name
+    ))
 }
 
 #[cfg(test)]

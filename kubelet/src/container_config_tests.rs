@@ -80,14 +80,17 @@ fn empty_dir_and_host_path_volumes_are_bind_mounts() {
         {"name": "logs", "mountPath": "/logs", "readOnly": true, "subPath": "app"}
     ]}]))
     .unwrap();
-    assert_eq!(config.mounts, vec![
-        Mount {
-            host_path: "/data/pods/uid-1/volumes/kubernetes.io~empty-dir/scratch".into(),
-            container_path: "/cache".into(),
-            read_only: false
-        },
-        Mount { host_path: "/var/log/app".into(), container_path: "/logs".into(), read_only: true },
-    ]);
+    assert_eq!(
+        config.mounts,
+        vec![
+            Mount {
+                host_path: "/data/pods/uid-1/volumes/kubernetes.io~empty-dir/scratch".into(),
+                container_path: "/cache".into(),
+                read_only: false
+            },
+            Mount { host_path: "/var/log/app".into(), container_path: "/logs".into(), read_only: true },
+        ]
+    );
 }
 
 #[test]

@@ -315,7 +315,9 @@ impl Runtime for DockerRuntime {
         self.docker
             .logs(&id, Some(builder.build()))
             .map(move |chunk| {
-                chunk.map(|output| output.into_bytes()).map_err(|err| KubeletError::docker(format!("logs of {id}"), err))
+                chunk
+                    .map(|output| output.into_bytes())
+                    .map_err(|err| KubeletError::docker(format!("logs of {id}"), err))
             })
             .boxed()
     }
@@ -388,7 +390,9 @@ impl Runtime for DockerRuntime {
             .events(Some(options))
             .filter_map(|event| async move {
                 match event {
-                    Ok(event) => event.actor.and_then(|a| a.attributes).and_then(|mut a| a.remove(labels::POD_UID)).map(Ok),
+                    Ok(event) => {
+                        event.actor.and_then(|a| a.attributes).and_then(|mut a| a.remove(labels::POD_UID)).map(Ok)
+                    }
                     Err(err) => Some(Err(KubeletError::docker("events", err))),
                 }
             })

@@ -83,7 +83,12 @@ pub fn running(id: &str, name: &str, attempt: u32) -> ContainerInfo {
 /// The container `name`, attempt `attempt`, which exited with `code` at `finished`.
 pub fn exited(id: &str, name: &str, attempt: u32, code: i64, finished: i64) -> ContainerInfo {
     ContainerInfo {
-        state: ContainerState::Exited { exit_code: code, started_at: Some(t(20)), finished_at: t(finished), oom_killed: false },
+        state: ContainerState::Exited {
+            exit_code: code,
+            started_at: Some(t(20)),
+            finished_at: t(finished),
+            oom_killed: false,
+        },
         ..running(id, name, attempt)
     }
 }

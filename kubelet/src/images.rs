@@ -69,9 +69,8 @@ pub async fn build_local_image(docker: &Docker, image: &str, busybox: &Path) -> 
         ))
     })?;
     let applets = applets(busybox).await?;
-    let dockerfile = format!(
-        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nLABEL io.kubelab.image=\"{image}\"\nCMD {cmd}\n"
-    );
+    let dockerfile =
+        format!("FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nLABEL io.kubelab.image=\"{image}\"\nCMD {cmd}\n");
     let context = build_context(&dockerfile, &binary, &applets);
 
     let options = BuildImageOptionsBuilder::default()
@@ -83,7 +82,8 @@ pub async fn build_local_image(docker: &Docker, image: &str, busybox: &Path) -> 
         .build();
     let mut progress = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     while let Some(step) = progress.next().await {
-        let step = step.map_err(|err| KubeletError::Images(format!("{image}: {}", crate::error::docker_message(&err))))?;
+        let step =
+            step.map_err(|err| KubeletError::Images(format!("{image}: {}", crate::error::docker_message(&err))))?;
         if let Some(detail) = step.error_detail.and_then(|d| d.message) {
             return Err(KubeletError::Images(format!("{image}: {detail}")));
         }

@@ -101,7 +101,12 @@ pub fn node_status(facts: &NodeFacts, previous: Option<&NodeStatus>, now: Timest
         capacity: Some(capacity),
         allocatable: Some(allocatable),
         conditions: Some(vec![
-            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
             condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
@@ -153,7 +158,8 @@ pub async fn register(config: &Config, facts: &NodeFacts) -> Result<Node, Kubele
     let patch = serde_json::json!({"status": to_json(&status)?});
     let written = config.client.patch_status(nodes, None, &facts.name, PatchType::Merge, &patch).await?;
     tracing::info!(node = %facts.name, "registered node");
-    serde_json::from_value(written).map_err(|err| KubeletError::Config(format!("the apiserver returned a bad Node: {err}")))
+    serde_json::from_value(written)
+        .map_err(|err| KubeletError::Config(format!("the apiserver returned a bad Node: {err}")))
 }
 
 // ANCHOR: heartbeat
@@ -275,7 +281,10 @@ mod tests {
         assert_eq!(labels["kubernetes.io/os"], "linux");
         let status = node.status.unwrap();
         let capacity = status.capacity.unwrap();
-        assert_eq!((capacity["cpu"].0.as_str(), capacity["memory"].0.as_str(), capacity["pods"].0.as_str()), ("2", "4194304Ki", "110"));
+        assert_eq!(
+            (capacity["cpu"].0.as_str(), capacity["memory"].0.as_str(), capacity["pods"].0.as_str()),
+            ("2", "4194304Ki", "110")
+        );
         assert_eq!(status.allocatable.unwrap()["memory"].0, "4091904Ki");
         let addresses: Vec<(String, String)> =
             status.addresses.unwrap().into_iter().map(|a| (a.type_, a.address)).collect();

@@ -35,9 +35,19 @@ pub struct Probers {
 
 impl Probers {
     /// Starts the probe tasks `container` needs, unless they run already.
-    pub fn ensure(&mut self, ctx: &Arc<Context>, pod: &PodEntry, spec: &Container, info: &ContainerInfo, ip: Option<IpAddr>, wake: &Arc<Notify>) {
+    pub fn ensure(
+        &mut self,
+        ctx: &Arc<Context>,
+        pod: &PodEntry,
+        spec: &Container,
+        info: &ContainerInfo,
+        ip: Option<IpAddr>,
+        wake: &Arc<Notify>,
+    ) {
         let ContainerState::Running { started_at } = info.state else { return };
-        for (kind, probe) in [(ProbeKind::Liveness, &spec.liveness_probe), (ProbeKind::Readiness, &spec.readiness_probe)] {
+        for (kind, probe) in
+            [(ProbeKind::Liveness, &spec.liveness_probe), (ProbeKind::Readiness, &spec.readiness_probe)]
+        {
             let Some(probe) = probe.clone() else { continue };
             let key = (info.id.clone(), kind);
             if self.tasks.get(&key).is_some_and(|task| !task.is_finished()) {
@@ -93,7 +103,9 @@ struct Job {
 
 impl Job {
     async fn run(self) {
-        let seconds = |s: Option<i32>, default: u64| Duration::from_secs(s.and_then(|s| u64::try_from(s).ok()).unwrap_or(default));
+        let seconds = |s: Option<i32>, default: u64| {
+            Duration::from_secs(s.and_then(|s| u64::try_from(s).ok()).unwrap_or(default))
+        };
         let initial_delay = seconds(self.probe.initial_delay_seconds, 0);
         let period = seconds(self.probe.period_seconds, 10).max(Duration::from_secs(1));
         let timeout = seconds(self.probe.timeout_seconds, 1).max(Duration::from_secs(1));
@@ -136,7 +148,9 @@ impl Job {
                 Err(err) => (ProbeResult::Failure, err.to_string()),
             };
         }
-        let host = |explicit: &Option<String>| explicit.clone().filter(|h| !h.is_empty()).or(self.pod_ip.map(|ip| ip.to_string()));
+        let host = |explicit: &Option<String>| {
+            explicit.clone().filter(|h| !h.is_empty()).or(self.pod_ip.map(|ip| ip.to_string()))
+        };
         if let Some(http) = &probe.http_get {
             let (Some(host), Some(port)) = (host(&http.host), self.port(&http.port)) else {
                 return (ProbeResult::Failure, "no pod IP or unknown port".into());
@@ -150,7 +164,9 @@ impl Job {
                 request = request.header(&header.name, &header.value);
             }
             return match request.send().await {
-                Ok(response) if (200..400).contains(&response.status().as_u16()) => (ProbeResult::Success, String::new()),
+                Ok(response) if (200..400).contains(&response.status().as_u16()) => {
+                    (ProbeResult::Success, String::new())
+                }
                 Ok(response) => {
                     (ProbeResult::Failure, format!("HTTP probe failed with statuscode: {}", response.status().as_u16()))
                 }

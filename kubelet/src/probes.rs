@@ -94,6 +94,7 @@ impl Tracker {
         }
     }
 
+    // ANCHOR: record
     /// Records one outcome; returns the new verdict when it changed.
     pub fn record(&mut self, outcome: ProbeResult) -> Option<ProbeResult> {
         if outcome == self.result {
@@ -112,6 +113,7 @@ impl Tracker {
         self.streak = 0;
         Some(outcome)
     }
+    // ANCHOR_END: record
 }
 
 #[cfg(test)]

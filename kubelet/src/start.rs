@@ -70,7 +70,11 @@ pub async fn ensure_image(
     let policy = container.image_pull_policy.as_deref().unwrap_or("IfNotPresent");
     let present = ctx.runtime.image_status(&image).await.ok().flatten().is_some();
     let now = clock::now();
-    let backoff_until = pulls.failed_at.get(&container.name).and_then(|at| pulls.backoff.waiting(&container.name, *at, now)).map(|(until, _)| until);
+    let backoff_until = pulls
+        .failed_at
+        .get(&container.name)
+        .and_then(|at| pulls.backoff.waiting(&container.name, *at, now))
+        .map(|(until, _)| until);
     let record = |kind, reason: &'static str, message: String| ctx.recorder.record(&pod.json, kind, reason, message);
     match pull_decision(policy, present, backoff_until) {
         PullDecision::UsePresent => {

@@ -21,8 +21,8 @@ use crate::probes::{ProbeKind, ProbeResult, ProbeResults};
 use crate::runtime::{ContainerInfo, ContainerState as Runtime};
 use crate::sync::{ObservedPod, should_restart};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
+    HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -55,9 +55,11 @@ pub fn pod_status(pod: &Pod, observed: &ObservedPod, probes: &ProbeResults, now:
     let (ready, reason, message) = match (finished, unready.is_empty()) {
         (true, _) => ("False", Some("PodCompleted"), None),
         (false, true) => ("True", None, None),
-        (false, false) => {
-            ("False", Some("ContainersNotReady"), Some(format!("containers with unready status: [{}]", unready.join(" "))))
-        }
+        (false, false) => (
+            "False",
+            Some("ContainersNotReady"),
+            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+        ),
     };
     let sandbox_up = if observed.ready_sandbox().is_some() { "True" } else { "False" };
     let conditions = vec![
@@ -151,11 +153,16 @@ fn container_status(spec: &Container, observed: &ObservedPod, probes: &ProbeResu
     status.container_id = Some(format!("docker://{}", latest.id));
     status.image_id = image_id(latest);
     status.restart_count = i32::try_from(latest.owner.attempt).unwrap_or(i32::MAX);
-    let previous = attempts.get(1).and_then(|c| terminated(c)).map(|t| ContainerState { terminated: Some(t), ..Default::default() });
+    let previous = attempts
+        .get(1)
+        .and_then(|c| terminated(c))
+        .map(|t| ContainerState { terminated: Some(t), ..Default::default() });
     match &latest.state {
         Runtime::Running { started_at } => {
-            status.state =
-                Some(ContainerState { running: Some(ContainerStateRunning { started_at: Some(Time(*started_at)) }), ..Default::default() });
+            status.state = Some(ContainerState {
+                running: Some(ContainerStateRunning { started_at: Some(Time(*started_at)) }),
+                ..Default::default()
+            });
             status.last_state = previous;
             status.started = Some(true);
             status.ready = match spec.readiness_probe {

@@ -10,8 +10,9 @@
 //!
 //! 1. A pod being deleted (`deletionTimestamp`) has every running container killed with its grace period, its
 //!    sandbox stopped, and once nothing runs, its object deleted.
-//! 2. A pod with no running sandbox gets a new one (unless it has finished and will not restart); containers
-//!    still running in a dead sandbox are killed, since their network is gone.
+//! 2. A pod with no running sandbox gets a new one (unless it has finished, or its `restartPolicy` is `Never` and
+//!    its containers have run already); containers still running in a dead sandbox are killed, since their
+//!    network is gone.
 //! 3. Each container of the spec: never started → start it; running but failing its liveness probe → kill it;
 //!    exited → restart it if `restartPolicy` says so (`Always`; `OnFailure` when the exit code is not 0), unless
 //!    its back-off delay has not passed.
@@ -137,14 +138,22 @@ pub fn sync_actions(
         for sandbox in running_of(observed, Role::Sandbox) {
             actions.push(Action::StopSandbox { id: sandbox.id.clone() });
         }
+        // A `Never` pod whose containers have already run is not given a second sandbox: what was running is
+        // killed, and the pod ends Failed.
+        let ran = observed.containers.iter().any(|c| c.owner.role == Role::Container);
+        if policy == "Never" && ran {
+            housekeeping(pod, observed, &mut actions);
+            return actions;
+        }
         let attempt = observed.sandbox().map_or(0, |s| s.owner.attempt + 1);
         actions.push(Action::CreateSandbox { attempt });
     }
 
     // 3. Each container of the spec.
     if !finished {
+        let inputs = Inputs { pod, observed, now, backoff, probes, policy, new_sandbox: !sandbox_ready };
         for container in &spec.containers {
-            container_actions(pod, container, observed, now, backoff, probes, policy, !sandbox_ready, &mut actions);
+            actions.extend(container_actions(&inputs, container));
         }
     }
 
@@ -159,23 +168,26 @@ pub fn sync_actions(
 }
 // ANCHOR_END: sync_actions
 
-/// What to do about one container of the spec.
-#[allow(clippy::too_many_arguments)]
-fn container_actions(
-    pod: &Pod,
-    container: &Container,
-    observed: &ObservedPod,
+/// What the decision for each container looks at.
+struct Inputs<'a> {
+    pod: &'a Pod,
+    observed: &'a ObservedPod,
     now: Timestamp,
-    backoff: &BackOff,
-    probes: &ProbeResults,
-    policy: &str,
+    backoff: &'a BackOff,
+    probes: &'a ProbeResults,
+    policy: &'a str,
+    /// The sandbox is being (re)created in this pass: containers start in the new one.
     new_sandbox: bool,
-    actions: &mut Vec<Action>,
-) {
+}
+
+/// What to do about one container of the spec.
+fn container_actions(inputs: &Inputs<'_>, container: &Container) -> Vec<Action> {
+    let Inputs { pod, observed, now, backoff, probes, policy, new_sandbox } = *inputs;
+    let mut actions = Vec::new();
     let name = container.name.clone();
     let Some(latest) = observed.latest(&name) else {
         actions.push(Action::StartContainer { name, attempt: 0, restart_of: None });
-        return;
+        return actions;
     };
     match &latest.state {
         ContainerState::Running { .. } if new_sandbox => {
@@ -198,7 +210,7 @@ fn container_actions(
         }
         ContainerState::Exited { exit_code, finished_at, .. } => {
             if !should_restart(policy, *exit_code) {
-                return;
+                return actions;
             }
             match backoff.waiting(&name, *finished_at, now) {
                 Some((until, delay)) if !new_sandbox => actions.push(Action::BackOff { name, until, delay }),
@@ -210,6 +222,7 @@ fn container_actions(
             }
         }
     }
+    actions
 }
 
 /// Kills containers no spec names, removes old attempts and dead sandboxes nobody refers to.

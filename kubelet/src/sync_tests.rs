@@ -21,7 +21,10 @@ fn start(name: &str, attempt: u32, restart_of: Option<i64>) -> Action {
 #[test]
 fn a_new_pod_gets_a_sandbox_then_its_containers() {
     let pod = pod(json!([{"name": "app", "image": "a"}, {"name": "sidecar", "image": "b"}]), "Always");
-    assert_eq!(actions(&pod, vec![]), vec![Action::CreateSandbox { attempt: 0 }, start("app", 0, None), start("sidecar", 0, None)]);
+    assert_eq!(
+        actions(&pod, vec![]),
+        vec![Action::CreateSandbox { attempt: 0 }, start("app", 0, None), start("sidecar", 0, None)]
+    );
 }
 
 #[test]
@@ -39,7 +42,13 @@ fn syncing_twice_in_the_same_state_decides_the_same_thing() {
 
 #[test]
 fn an_exited_container_is_restarted_according_to_the_restart_policy() {
-    let cases = [("Always", 0, true), ("Always", 1, true), ("OnFailure", 0, false), ("OnFailure", 2, true), ("Never", 1, false)];
+    let cases = [
+        ("Always", 0, true),
+        ("Always", 1, true),
+        ("OnFailure", 0, false),
+        ("OnFailure", 2, true),
+        ("Never", 1, false),
+    ];
     for (policy, code, restarts) in cases {
         let pod = one_container_pod(policy);
         let got = actions(&pod, vec![sandbox("s1", 0), exited("c1", "app", 0, code, 990)]);
@@ -65,7 +74,13 @@ fn a_failed_liveness_probe_kills_the_container_with_the_pods_grace_period() {
     let pod = one_container_pod("Always");
     let mut probes = ProbeResults::default();
     probes.set("c1", ProbeKind::Liveness, ProbeResult::Failure);
-    let got = sync_actions(&pod, &observed(vec![sandbox("s1", 0), running("c1", "app", 0)]), now(), &BackOff::default(), &probes);
+    let got = sync_actions(
+        &pod,
+        &observed(vec![sandbox("s1", 0), running("c1", "app", 0)]),
+        now(),
+        &BackOff::default(),
+        &probes,
+    );
     assert_eq!(
         got,
         vec![Action::KillContainer {
@@ -81,14 +96,32 @@ fn a_failed_liveness_probe_kills_the_container_with_the_pods_grace_period() {
 fn a_dead_sandbox_is_replaced_and_the_containers_in_it_are_killed_and_started_again() {
     let pod = one_container_pod("Always");
     let got = actions(&pod, vec![dead_sandbox("s1", 0), running("c1", "app", 0)]);
-    assert_eq!(got[0], Action::KillContainer {
-        id: "c1".into(),
-        name: "app".into(),
-        grace: Duration::from_secs(30),
-        message: "Pod sandbox changed, it will be killed and re-created.".into(),
-    });
+    assert_eq!(
+        got[0],
+        Action::KillContainer {
+            id: "c1".into(),
+            name: "app".into(),
+            grace: Duration::from_secs(30),
+            message: "Pod sandbox changed, it will be killed and re-created.".into(),
+        }
+    );
     assert_eq!(got[1], Action::CreateSandbox { attempt: 1 });
     assert_eq!(got[2], start("app", 1, None));
+}
+
+#[test]
+fn a_never_pod_that_lost_its_sandbox_is_not_started_again() {
+    let pod = one_container_pod("Never");
+    let got = actions(&pod, vec![dead_sandbox("s1", 0), running("c1", "app", 0)]);
+    assert_eq!(
+        got,
+        vec![Action::KillContainer {
+            id: "c1".into(),
+            name: "app".into(),
+            grace: Duration::from_secs(30),
+            message: "Pod sandbox changed, it will be killed and re-created.".into(),
+        }]
+    );
 }
 
 #[test]
@@ -113,10 +146,18 @@ fn a_pod_being_deleted_has_its_containers_killed_with_the_deletion_grace_period(
     pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
     pod.metadata.deletion_grace_period_seconds = Some(5);
     let got = actions(&pod, vec![sandbox("s1", 0), running("c1", "app", 0)]);
-    assert_eq!(got, vec![
-        Action::KillContainer { id: "c1".into(), name: "app".into(), grace: Duration::from_secs(5), message: "Stopping container app".into() },
-        Action::StopSandbox { id: "s1".into() },
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            Action::KillContainer {
+                id: "c1".into(),
+                name: "app".into(),
+                grace: Duration::from_secs(5),
+                message: "Stopping container app".into()
+            },
+            Action::StopSandbox { id: "s1".into() },
+        ]
+    );
     assert_eq!(actions(&pod, vec![dead_sandbox("s1", 0), exited("c1", "app", 0, 143, 999)]), vec![Action::DeletePod]);
 }
 
@@ -130,14 +171,18 @@ fn a_grace_period_of_zero_still_leaves_the_minimum_two_seconds() {
 #[test]
 fn only_the_two_newest_attempts_of_a_container_are_kept() {
     let pod = one_container_pod("Always");
-    let state = vec![sandbox("s1", 0), exited("c0", "app", 0, 1, 100), exited("c1", "app", 1, 1, 200), running("c2", "app", 2)];
+    let state =
+        vec![sandbox("s1", 0), exited("c0", "app", 0, 1, 100), exited("c1", "app", 1, 1, 200), running("c2", "app", 2)];
     assert_eq!(actions(&pod, state), vec![Action::RemoveContainer { id: "c0".into() }]);
 }
 
 #[test]
 fn containers_no_spec_names_are_killed_or_removed() {
     let pod = one_container_pod("Always");
-    let got = actions(&pod, vec![sandbox("s1", 0), running("c1", "app", 0), running("x", "stray", 0), exited("y", "old", 0, 0, 5)]);
+    let got = actions(
+        &pod,
+        vec![sandbox("s1", 0), running("c1", "app", 0), running("x", "stray", 0), exited("y", "old", 0, 0, 5)],
+    );
     assert!(got.contains(&Action::RemoveContainer { id: "y".into() }), "{got:?}");
     assert!(got.iter().any(|a| matches!(a, Action::KillContainer { id, .. } if id == "x")), "{got:?}");
 }
@@ -153,19 +198,23 @@ fn an_old_dead_sandbox_is_removed_once_no_container_refers_to_it() {
     let second = in_sandbox(exited("c1", "app", 1, 1, 150), "s2");
     let third = in_sandbox(running("c2", "app", 2), "s2");
     // Two attempts: both kept, and so is the sandbox the older one ran in.
-    assert_eq!(actions(&pod, vec![dead_sandbox("s1", 0), sandbox("s2", 1), first.clone(), second.clone()]), vec![
-        start("app", 2, Some(150))
-    ]);
+    assert_eq!(
+        actions(&pod, vec![dead_sandbox("s1", 0), sandbox("s2", 1), first.clone(), second.clone()]),
+        vec![start("app", 2, Some(150))]
+    );
     // Three: the oldest goes, and its sandbox with it.
-    assert_eq!(actions(&pod, vec![dead_sandbox("s1", 0), sandbox("s2", 1), first, second, third]), vec![
-        Action::RemoveContainer { id: "c0".into() },
-        Action::RemoveContainer { id: "s1".into() },
-    ]);
+    assert_eq!(
+        actions(&pod, vec![dead_sandbox("s1", 0), sandbox("s2", 1), first, second, third]),
+        vec![Action::RemoveContainer { id: "c0".into() }, Action::RemoveContainer { id: "s1".into() },]
+    );
 }
 
 #[test]
 fn a_container_left_created_by_a_crashed_kubelet_is_replaced() {
     let pod = one_container_pod("Always");
     let created = ContainerInfo { state: crate::runtime::ContainerState::Created, ..running("c1", "app", 0) };
-    assert_eq!(actions(&pod, vec![sandbox("s1", 0), created]), vec![Action::RemoveContainer { id: "c1".into() }, start("app", 0, None)]);
+    assert_eq!(
+        actions(&pod, vec![sandbox("s1", 0), created]),
+        vec![Action::RemoveContainer { id: "c1".into() }, start("app", 0, None)]
+    );
 }

@@ -27,7 +27,7 @@ use crate::start::{PullMemory, create_and_start, ensure_image, go_duration};
 use crate::status::pod_status;
 use crate::sync::{Action, MINIMUM_GRACE, ObservedPod, Waiting, sync_actions};
 use k8s_openapi::jiff::Timestamp;
-use kubelab_api::client::{PatchType, PropagationPolicy};
+use kubelab_api::client::{ClientError, PatchType, PropagationPolicy};
 use kubelab_api::events::EventType::{Normal, Warning};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -102,7 +102,12 @@ pub async fn run(ctx: Arc<Context>, uid: String, key: Option<String>, wake: Arc<
 
 // ANCHOR: sync_pod
 /// One pass of the sync loop for a pod that exists.
-async fn sync_pod(ctx: &Arc<Context>, entry: &PodEntry, memory: &mut Memory, wake: &Arc<Notify>) -> Result<Next, KubeletError> {
+async fn sync_pod(
+    ctx: &Arc<Context>,
+    entry: &PodEntry,
+    memory: &mut Memory,
+    wake: &Arc<Notify>,
+) -> Result<Next, KubeletError> {
     let uid = entry.pod.metadata.uid.clone().unwrap_or_default();
     let observed = observe(ctx, &uid, memory).await?;
     let actions = sync_actions(&entry.pod, &observed, clock::now(), &memory.restarts, &ctx.probe_results());
@@ -184,7 +189,8 @@ async fn sync_pod(ctx: &Arc<Context>, entry: &PodEntry, memory: &mut Memory, wak
 
 /// The pod's containers as the runtime lists them, with the worker's reason cache.
 async fn observe(ctx: &Context, uid: &str, memory: &mut Memory) -> Result<ObservedPod, KubeletError> {
-    let containers = ctx.runtime.list_containers(&BTreeMap::from([(labels::POD_UID.to_string(), uid.to_string())])).await?;
+    let containers =
+        ctx.runtime.list_containers(&BTreeMap::from([(labels::POD_UID.to_string(), uid.to_string())])).await?;
     for running in containers.iter().filter(|c| c.owner.role == Role::Container && c.is_running()) {
         memory.waiting.remove(&running.owner.container);
     }
@@ -219,7 +225,13 @@ async fn create_sandbox(ctx: &Context, entry: &PodEntry, attempt: u32) -> Result
 // ANCHOR_END: create_sandbox
 
 /// Starts the probe tasks of running containers, stops those of containers that no longer run.
-fn update_probers(ctx: &Arc<Context>, entry: &PodEntry, observed: &ObservedPod, memory: &mut Memory, wake: &Arc<Notify>) {
+fn update_probers(
+    ctx: &Arc<Context>,
+    entry: &PodEntry,
+    observed: &ObservedPod,
+    memory: &mut Memory,
+    wake: &Arc<Notify>,
+) {
     let ip = observed.ready_sandbox().and_then(|s| s.ip);
     let mut running = Vec::new();
     for container in observed.containers.iter().filter(|c| c.owner.role == Role::Container) {
@@ -236,7 +248,12 @@ fn update_probers(ctx: &Arc<Context>, entry: &PodEntry, observed: &ObservedPod, 
 }
 
 /// Writes the status through the `status` subresource, only if it would change what is stored.
-async fn write_status(ctx: &Context, entry: &PodEntry, status: &Value, memory: &mut Memory) -> Result<(), KubeletError> {
+async fn write_status(
+    ctx: &Context,
+    entry: &PodEntry,
+    status: &Value,
+    memory: &mut Memory,
+) -> Result<(), KubeletError> {
     let current = entry.json.get("status").cloned().unwrap_or(Value::Null);
     let mut merged = current.clone();
     merge(&mut merged, status);
@@ -245,11 +262,14 @@ async fn write_status(ctx: &Context, entry: &PodEntry, status: &Value, memory: &
     }
     let pods = resource()?;
     let patch = json!({"status": status});
-    ctx.config
-        .client
-        .patch_status(pods, Some(&namespace_of(entry)), &name_of(entry), PatchType::Merge, &patch)
-        .await?;
-    memory.written = Some(status.clone());
+    let (namespace, name) = (namespace_of(entry), name_of(entry));
+    let written = ctx.config.client.patch_status(pods, Some(&namespace), &name, PatchType::Merge, &patch);
+    match written.await {
+        Ok(_) => memory.written = Some(status.clone()),
+        // Deleted meanwhile (the informer will say so): there is nothing left to report on.
+        Err(ClientError::Api(err)) if err.code == 404 => {}
+        Err(err) => return Err(err.into()),
+    }
     Ok(())
 }
 
@@ -260,9 +280,14 @@ async fn finish_deletion(ctx: &Context, entry: &PodEntry, observed: &ObservedPod
         ctx.runtime.remove_container(&container.id).await?;
     }
     // The pod is terminal now (Succeeded or Failed), which the apiserver deletes without a further grace period.
-    match ctx.config.client.delete(resource()?, Some(&namespace_of(entry)), &name_of(entry), PropagationPolicy::Background).await {
+    match ctx
+        .config
+        .client
+        .delete(resource()?, Some(&namespace_of(entry)), &name_of(entry), PropagationPolicy::Background)
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(kubelab_api::client::ClientError::Api(err)) if err.code == 404 => Ok(()),
+        Err(ClientError::Api(err)) if err.code == 404 => Ok(()),
         Err(err) => Err(err.into()),
     }
 }
@@ -270,7 +295,8 @@ async fn finish_deletion(ctx: &Context, entry: &PodEntry, observed: &ObservedPod
 // ANCHOR: cleanup
 /// Stops and removes every container of a pod the apiserver no longer has, and its files.
 async fn cleanup(ctx: &Context, uid: &str) -> Result<(), KubeletError> {
-    let containers = ctx.runtime.list_containers(&BTreeMap::from([(labels::POD_UID.to_string(), uid.to_string())])).await?;
+    let containers =
+        ctx.runtime.list_containers(&BTreeMap::from([(labels::POD_UID.to_string(), uid.to_string())])).await?;
     let (apps, sandboxes): (Vec<_>, Vec<_>) = containers.iter().partition(|c| c.owner.role == Role::Container);
     let stops = apps.iter().filter(|c| c.is_running()).map(|c| ctx.runtime.stop_container(&c.id, MINIMUM_GRACE));
     futures::future::join_all(stops).await;
@@ -325,7 +351,8 @@ fn namespace_of(entry: &PodEntry) -> String {
 }
 
 fn resource() -> Result<&'static kubelab_api::Resource, KubeletError> {
-    kubelab_api::resources::by_kind("v1", "Pod").ok_or_else(|| KubeletError::Config("kubelab-api does not serve v1 Pod".into()))
+    kubelab_api::resources::by_kind("v1", "Pod")
+        .ok_or_else(|| KubeletError::Config("kubelab-api does not serve v1 Pod".into()))
 }
 
 #[cfg(test)]
@@ -334,7 +361,8 @@ mod tests {
 
     #[test]
     fn a_merge_patch_replaces_lists_and_keeps_fields_it_does_not_name() {
-        let mut stored = json!({"phase": "Pending", "nominatedNodeName": "n", "conditions": [{"type": "A"}, {"type": "B"}]});
+        let mut stored =
+            json!({"phase": "Pending", "nominatedNodeName": "n", "conditions": [{"type": "A"}, {"type": "B"}]});
         merge(&mut stored, &json!({"phase": "Running", "conditions": [{"type": "C"}]}));
         assert_eq!(stored, json!({"phase": "Running", "nominatedNodeName": "n", "conditions": [{"type": "C"}]}));
     }

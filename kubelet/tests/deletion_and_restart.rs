@@ -29,7 +29,11 @@ async fn a_container_that_honours_sigterm_stops_before_its_grace_period() {
     let asked = Instant::now();
     delete(&node, "polite").await;
     wait_for("the pod object to be gone", MINUTE, || async { node.pod("polite").await.is_none().then_some(()) }).await;
-    assert!(asked.elapsed() < Duration::from_secs(15), "took {:?} for a container that exits on SIGTERM", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "took {:?} for a container that exits on SIGTERM",
+        asked.elapsed()
+    );
     assert!(node.containers("").is_empty(), "the pod's containers are removed before its object");
     let reasons = node.event_reasons("polite").await;
     assert!(reasons.iter().any(|r| r == "Killing"), "{reasons:?}");
@@ -45,7 +49,8 @@ async fn a_container_that_ignores_sigterm_is_killed_after_its_grace_period() {
     delete(&node, "stubborn").await;
     let terminating = node.pod("stubborn").await.expect("a bound pod lingers while its kubelet stops it");
     assert!(terminating["metadata"]["deletionTimestamp"].is_string());
-    wait_for("the pod object to be gone", MINUTE, || async { node.pod("stubborn").await.is_none().then_some(()) }).await;
+    wait_for("the pod object to be gone", MINUTE, || async { node.pod("stubborn").await.is_none().then_some(()) })
+        .await;
     let took = asked.elapsed();
     assert!(took >= Duration::from_millis(2500), "SIGKILL came before the 3 s grace period: {took:?}");
     assert!(node.containers("").is_empty());
@@ -57,13 +62,15 @@ async fn kubectl_delete_returns_once_the_containers_are_gone() {
     node.create_pod(pod_with("web", "trap 'exit 0' TERM; while :; do sleep 0.2; done", 30)).await;
     node.wait_pod("web", "the pod to run", MINUTE, |p| phase(p) == "Running").await;
     let cache = node.dir.path().join("kubectl-cache");
-    let output = std::process::Command::new("kubectl")
+    // Run asynchronously: the kubelet shares this test's runtime and must keep working while kubectl waits.
+    let output = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(node.kubeconfig())
         .arg("--cache-dir")
         .arg(&cache)
         .args(["delete", "pod", "web", "--timeout=60s"])
         .output()
+        .await
         .expect("kubectl runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "pod \"web\" deleted\n");

@@ -23,10 +23,16 @@ async fn the_node_registers_with_capacity_and_keeps_its_lease() {
     assert_eq!(object["status"]["nodeInfo"]["kubeletVersion"], "v1.32.0-kubelab");
     assert!(object["status"]["nodeInfo"]["containerRuntimeVersion"].as_str().unwrap().starts_with("docker://"));
     let ready = object["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
-    assert_eq!((ready["reason"].as_str(), ready["message"].as_str()), (Some("KubeletReady"), Some("kubelet is posting ready status")));
+    assert_eq!(
+        (ready["reason"].as_str(), ready["message"].as_str()),
+        (Some("KubeletReady"), Some("kubelet is posting ready status"))
+    );
 
     let leases = kubelab_api::resources::by_kind("coordination.k8s.io/v1", "Lease").unwrap();
-    let first = wait_for("the lease", MINUTE, || async { node.client.get(leases, Some("kube-node-lease"), &node.node).await.ok() }).await;
+    let first = wait_for("the lease", MINUTE, || async {
+        node.client.get(leases, Some("kube-node-lease"), &node.node).await.ok()
+    })
+    .await;
     assert_eq!(first["spec"]["holderIdentity"], node.node.as_str());
     assert_eq!(first["spec"]["leaseDurationSeconds"], 40);
     wait_for("the lease to be renewed", MINUTE, || async {
@@ -49,7 +55,7 @@ async fn a_pod_runs_to_succeeded_with_its_exit_code_and_logs() {
         "metadata": {"name": "hello"},
         "spec": {"restartPolicy": "Never", "containers": [{
             "name": "main", "image": "kubelab/busybox:1",
-            "command": ["sh", "-c", "echo hello from $(POD_NAME) in $(POD_NAMESPACE) at $POD_IP; echo to stderr >&2"],
+            "command": ["sh", "-c", "echo hello from $(POD_NAME) in $(POD_NAMESPACE) at $POD_IP; sleep 0.2; echo to stderr >&2"],
             "env": [
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -75,6 +81,14 @@ async fn a_pod_runs_to_succeeded_with_its_exit_code_and_logs() {
     assert_eq!(logs, format!("hello from hello in default at {ip}\nto stderr\n"));
     let (_, tail) = kubelet_get(port, "/containerLogs/default/hello/main?tailLines=1&timestamps=true").await;
     assert!(tail.ends_with(" to stderr\n") && tail.starts_with("20"), "{tail}");
+
+    let (code, list) = kubelet_get(node.read_only_port, "/pods").await;
+    assert_eq!(code, 200);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(
+        (list["kind"].as_str(), list["items"][0]["metadata"]["name"].as_str()),
+        (Some("PodList"), Some("hello"))
+    );
 
     // The finished pod's sandbox is stopped; its container stays, for its logs.
     assert_eq!(node.containers("io.kubernetes.docker.type=container").len(), 1);
@@ -132,7 +146,15 @@ async fn containers_of_a_pod_share_the_sandbox_network_and_its_limits_apply() {
     assert_eq!(std::fs::read_to_string(page).unwrap(), "hi\n");
 
     let web = node.containers("io.kubernetes.container.name=web");
-    let limits = docker(&["inspect", "--format", "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.NetworkMode}}", &web[0]]);
+    let limits = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{.HostConfig.NetworkMode}}",
+        &web[0],
+    ]);
     let sandbox = node.containers("io.kubernetes.docker.type=podsandbox");
-    assert_eq!(limits.trim(), format!("500000000 67108864 container:{}", docker(&["inspect", "--format", "{{.Id}}", &sandbox[0]]).trim()));
+    assert_eq!(
+        limits.trim(),
+        format!("500000000 67108864 container:{}", docker(&["inspect", "--format", "{{.Id}}", &sandbox[0]]).trim())
+    );
 }

@@ -28,14 +28,20 @@ async fn a_crashing_container_is_restarted_with_back_off_and_shows_crash_loop_ba
         })
         .await;
     let status = container_status(&pod);
-    assert!(status["state"]["waiting"]["message"].as_str().unwrap().starts_with("back-off 2s restarting failed container=main pod=crasher_default("));
+    assert!(
+        status["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("back-off 2s restarting failed container=main pod=crasher_default(")
+    );
     assert_eq!(status["lastState"]["terminated"]["exitCode"], 1);
     assert_eq!(status["lastState"]["terminated"]["reason"], "Error");
     assert_eq!(phase(&pod), "Running", "a pod restarting its containers is Running");
     assert!(node.event_reasons("crasher").await.iter().any(|r| r == "BackOff"));
 
     // It keeps being restarted, ever more slowly, and only the two newest attempts are kept.
-    node.wait_pod("crasher", "a third restart", MINUTE, |p| container_status(p)["restartCount"].as_i64() >= Some(3)).await;
+    node.wait_pod("crasher", "a third restart", MINUTE, |p| container_status(p)["restartCount"].as_i64() >= Some(3))
+        .await;
     wait_for("old attempts to be removed", MINUTE, || async {
         (node.containers("io.kubernetes.container.name=main").len() <= 2).then_some(())
     })
@@ -69,21 +75,27 @@ async fn a_readiness_probe_gates_ready_until_it_passes() {
     let node = TestNode::start("ready").await;
     node.create_pod(json!({
         "metadata": {"name": "slow"},
-        "spec": {"containers": [{
-            "name": "web", "image": "kubelab/busybox:1",
-            "command": ["sh", "-c", "sleep 3; mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www"],
-            "ports": [{"name": "http", "containerPort": 8080}],
-            "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}
-        }]}
+        "spec": {"containers": [
+            {"name": "web", "image": "kubelab/busybox:1",
+             "command": ["sh", "-c", "sleep 3; mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www"],
+             "ports": [{"name": "http", "containerPort": 8080}],
+             "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}},
+            {"name": "tcp", "image": "kubelab/busybox:1",
+             "command": ["sh", "-c", "sleep 2; exec httpd -f -p 9090 -h /tmp"],
+             "readinessProbe": {"tcpSocket": {"port": 9090}, "periodSeconds": 1}}
+        ]}
     }))
     .await;
     let running = node.wait_pod("slow", "the pod to run", MINUTE, |p| phase(p) == "Running").await;
-    assert_eq!(condition(&running, "Ready"), "False", "not ready before the probe passes");
-    assert_eq!(container_status(&running)["ready"], false);
+    assert_eq!(condition(&running, "Ready"), "False", "not ready before the probes pass");
     let ready = node.wait_pod("slow", "the pod to be Ready", MINUTE, |p| condition(p, "Ready") == "True").await;
     assert_eq!(condition(&ready, "ContainersReady"), "True");
-    assert_eq!(container_status(&ready)["ready"], true);
-    assert!(node.event_reasons("slow").await.iter().any(|r| r == "Unhealthy"), "failed probes are reported");
+    let statuses = ready["status"]["containerStatuses"].as_array().unwrap();
+    assert!(statuses.iter().all(|s| s["ready"] == true), "{statuses:?}");
+    let messages: Vec<String> =
+        node.events("slow").await.iter().filter_map(|e| e["message"].as_str().map(String::from)).collect();
+    assert!(messages.iter().any(|m| m.starts_with("Readiness probe failed: Get \"http://")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.starts_with("Readiness probe failed: dial tcp ")), "{messages:?}");
 }
 
 #[tokio::test]
@@ -99,11 +111,53 @@ async fn a_failing_liveness_probe_restarts_the_container() {
     }))
     .await;
     let pod = node
-        .wait_pod("sick", "a restart by the liveness probe", MINUTE, |p| container_status(p)["restartCount"].as_i64() >= Some(1))
+        .wait_pod("sick", "a restart by the liveness probe", MINUTE, |p| {
+            container_status(p)["restartCount"].as_i64() >= Some(1)
+        })
         .await;
-    assert_eq!(pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 137, "killed after its grace period");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 137,
+        "killed after its grace period"
+    );
     let events = node.events("sick").await;
     let messages: Vec<&str> = events.iter().filter_map(|e| e["message"].as_str()).collect();
-    assert!(messages.iter().any(|m| m.starts_with("Liveness probe failed: cat: can't open '/tmp/healthy'")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.starts_with("Liveness probe failed: cat: can't open '/tmp/healthy'")),
+        "{messages:?}"
+    );
     assert!(messages.contains(&"Container main failed liveness probe, will be restarted"), "{messages:?}");
+}
+
+#[tokio::test]
+async fn a_killed_sandbox_is_replaced_and_the_containers_restart_in_the_new_one() {
+    let node = TestNode::start("sandbox").await;
+    node.create_pod(json!({
+        "metadata": {"name": "steady"},
+        "spec": {"terminationGracePeriodSeconds": 2,
+                 "containers": [{"name": "main", "image": "kubelab/busybox:1", "command": ["sleep", "3600"]}]}
+    }))
+    .await;
+    node.wait_pod("steady", "the pod to run", MINUTE, |p| phase(p) == "Running").await;
+    let sandbox = node.containers("io.kubernetes.docker.type=podsandbox");
+    docker(&["kill", &sandbox[0]]);
+
+    let pod = node
+        .wait_pod("steady", "the container to restart in a new sandbox", MINUTE, |p| {
+            phase(p) == "Running"
+                && container_status(p)["restartCount"].as_i64() >= Some(1)
+                && container_status(p)["state"]["running"].is_object()
+        })
+        .await;
+    let running_sandbox = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=kubelab.node={}", node.node),
+        "--filter",
+        "label=io.kubernetes.docker.type=podsandbox",
+        "--filter",
+        "label=io.kubernetes.container.attempt=1",
+    ]);
+    assert_eq!(running_sandbox.lines().count(), 1, "one new sandbox, attempt 1");
+    assert!(pod["status"]["podIP"].as_str().is_some_and(|ip| ip.starts_with(node.pod_cidr.trim_end_matches("0/24"))));
 }

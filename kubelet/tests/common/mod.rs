@@ -20,6 +20,8 @@ pub struct TestNode {
     pub node: String,
     pub network: String,
     pub pod_cidr: String,
+    /// The read-only port (not in the Node object, so chosen here rather than left to the kernel).
+    pub read_only_port: u16,
     pub dir: tempfile::TempDir,
     pub server: Option<kubelab_apiserver::RunningServer>,
     kubelet: Option<JoinHandle<anyhow::Result<()>>>,
@@ -45,7 +47,17 @@ impl TestNode {
         let unique = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let node = format!("kl-{name}-{unique}");
         let network = format!("kubelab-test-{unique}");
-        TestNode { client, pod_cidr: free_subnet(), node, network, dir, server: Some(server), kubelet: None }
+        let read_only_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        TestNode {
+            client,
+            pod_cidr: free_subnet(),
+            read_only_port,
+            node,
+            network,
+            dir,
+            server: Some(server),
+            kubelet: None,
+        }
     }
 
     /// The kubelet's configuration: free ports, short timings.
@@ -58,7 +70,7 @@ impl TestNode {
             self.dir.path().join("kubelet"),
         );
         config.port = 0;
-        config.read_only_port = 0;
+        config.read_only_port = self.read_only_port;
         config.network = self.network.clone();
         config.lease_renew_interval = Duration::from_secs(1);
         config.node_status_update_frequency = Duration::from_secs(1);
@@ -89,7 +101,11 @@ impl TestNode {
         let nodes = resources::by_kind("v1", "Node").unwrap();
         wait_for("the node to be Ready", Duration::from_secs(60), || async {
             let node = self.client.get(nodes, None, &self.node).await.ok()?;
-            let ready = node.pointer("/status/conditions")?.as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let ready = node
+                .pointer("/status/conditions")?
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
             ready.then_some(())
         })
         .await;
@@ -125,7 +141,8 @@ impl TestNode {
 
     /// `docker ps -a` ids of this node's containers matching an extra label filter (`key=value`).
     pub fn containers(&self, filter: &str) -> Vec<String> {
-        let mut args = vec!["ps".to_string(), "-aq".into(), "--filter".into(), format!("label=kubelab.node={}", self.node)];
+        let mut args =
+            vec!["ps".to_string(), "-aq".into(), "--filter".into(), format!("label=kubelab.node={}", self.node)];
         if !filter.is_empty() {
             args.extend(["--filter".into(), format!("label={filter}")]);
         }
@@ -158,7 +175,14 @@ impl Drop for TestNode {
             args.extend(ids.iter().map(String::as_str));
             docker(&args);
         }
-        docker(&["network", "rm", &self.network]);
+        // The engine may take a moment to release the endpoints of containers just removed.
+        for _ in 0..10 {
+            let removed = Command::new("docker").args(["network", "rm", &self.network]).output();
+            if removed.is_ok_and(|o| o.status.success() || String::from_utf8_lossy(&o.stderr).contains("not found")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -179,7 +203,8 @@ fn free_subnet() -> String {
             .lines()
             .map(|id| docker(&["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", id]))
             .collect::<String>();
-    let seed = std::process::id() as u64 * 7919 + NEXT.load(Ordering::SeqCst) as u64 * 104729
+    let seed = std::process::id() as u64 * 7919
+        + NEXT.load(Ordering::SeqCst) as u64 * 104729
         + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     for step in 0..55 * 256 {
         let n = (seed + step * 40503) % (55 * 256);
@@ -223,7 +248,14 @@ pub fn phase(pod: &Value) -> &str {
 
 /// The kubelet's `/containerLogs` for a container, read over HTTP as the apiserver would.
 pub async fn kubelet_get(port: u16, path: &str) -> (u16, String) {
-    let response = reqwest::Client::builder().no_proxy().build().unwrap().get(format!("http://127.0.0.1:{port}{path}")).send().await.unwrap();
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
