@@ -68,12 +68,17 @@ impl ClusterConfig {
     /// The kubelet of node `i`.
     fn kubelet_config(&self, i: u8, client: &Client) -> anyhow::Result<kubelab_kubelet::Config> {
         let node = self.node_name(i);
-        let address: IpAddr = format!("{}.{i}", self.node_address_prefix)
-            .parse()
-            .with_context(|| format!("the node address prefix {:?} does not make an IP address", self.node_address_prefix))?;
+        let address: IpAddr = format!("{}.{i}", self.node_address_prefix).parse().with_context(|| {
+            format!("the node address prefix {:?} does not make an IP address", self.node_address_prefix)
+        })?;
         let pod_cidr = format!("{}.{i}.0/24", self.pod_network_prefix);
-        let mut config =
-            kubelab_kubelet::Config::new(&node, client.clone(), address, pod_cidr, self.data_dir.join("nodes").join(&node));
+        let mut config = kubelab_kubelet::Config::new(
+            &node,
+            client.clone(),
+            address,
+            pod_cidr,
+            self.data_dir.join("nodes").join(&node),
+        );
         config.network = node;
         (self.kubelet)(&mut config);
         config.validate()?;

@@ -67,8 +67,9 @@ impl Up {
         config.nodes = self.nodes;
         config.node_address_prefix = self.node_address_prefix.clone();
         config.pod_network_prefix = self.pod_network_prefix.clone();
-        let mut cluster =
-            Cluster::start(config, |line| println!("{line}")).await.map_err(|err| explain_start_error(err, self.port))?;
+        let mut cluster = Cluster::start(config, |line| println!("{line}"))
+            .await
+            .map_err(|err| explain_start_error(err, self.port))?;
 
         println!();
         println!("kubeconfig written to {}. To use the cluster, in another terminal:", cluster.kubeconfig.display());
