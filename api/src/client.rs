@@ -385,6 +385,20 @@ impl Client {
         self.send_json(Method::PATCH, &path, &params.query(), JSON, Some((patch_type.content_type(), patch))).await
     }
 
+    /// Patches a subresource of an object, e.g. `deployments/web/scale` (what `kubectl scale` does).
+    pub async fn patch_subresource(
+        &self,
+        resource: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        subresource: &str,
+        patch_type: PatchType,
+        patch: &Value,
+    ) -> Result<Value, ClientError> {
+        let path = format!("{}/{subresource}", object_path(resource, namespace, name)?);
+        self.send_json(Method::PATCH, &path, &[], JSON, Some((patch_type.content_type(), patch))).await
+    }
+
     /// Patches the `status` subresource: the only way to change `.status`, which a normal update ignores. This
     /// split is how controllers own status while users own spec.
     pub async fn patch_status(

@@ -63,8 +63,8 @@ pub struct Delete {
     timeout: Duration,
 }
 
-/// `30s`, `5m`, `1h`, or a number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// `30s`, `5m`, `1h`, or a number of seconds (also `--timeout` of `rollout status`).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),

@@ -14,6 +14,8 @@
 //! - [`describe`]: a readable page about one object, with its events;
 //! - [`delete`]: delete and wait until the object is really gone;
 //! - [`create`]: `create namespace`;
+//! - [`scale`]: set a Deployment's or ReplicaSet's replicas through its `scale` subresource;
+//! - [`rollout`]: `status` (watch a rollout), `history` (revisions), `undo` (go back to one);
 //! - [`up`]: run the cluster.
 //!
 //! Shared helpers: [`context`] (kubeconfig → client and namespace), [`target`] (what `deploy/web` means),
@@ -31,6 +33,8 @@ mod describe;
 mod get;
 mod manifest;
 mod print;
+mod rollout;
+mod scale;
 mod table;
 mod tabwriter;
 mod target;
@@ -68,6 +72,8 @@ enum Command {
     Describe(describe::Describe),
     Delete(delete::Delete),
     Create(create::Create),
+    Scale(scale::Scale),
+    Rollout(rollout::Rollout),
     Up(up::Up),
 }
 
@@ -109,6 +115,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Describe(cmd) => cmd.run(&ctx()?).await,
         Command::Delete(cmd) => cmd.run(&ctx()?).await,
         Command::Create(cmd) => cmd.run(&ctx()?).await,
+        Command::Scale(cmd) => cmd.run(&ctx()?).await,
+        Command::Rollout(cmd) => cmd.run(&ctx()?).await,
     }
 }
 
