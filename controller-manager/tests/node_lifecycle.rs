@@ -59,7 +59,11 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
         ["node.kubernetes.io/unreachable:NoSchedule", "node.kubernetes.io/unreachable:NoExecute"]
     );
     let tainted_at = dead["spec"]["taints"][1]["timeAdded"].as_str().context("NoExecute taints carry timeAdded")?;
-    let not_ready = cluster.event("dead", "NodeNotReady").await?.context("no NodeNotReady event")?;
+    // The event is recorded just after the status is written: wait for it rather than race it.
+    let not_ready = wait_for("the NodeNotReady event", || async {
+        cluster.event("dead", "NodeNotReady").await?.context("no NodeNotReady event yet")
+    })
+    .await?;
     assert_eq!(not_ready["message"], "Node dead status is now: NodeNotReady");
 
     // 2. The pod without a toleration of its own goes after the default 2 s; the others stay.
@@ -71,7 +75,10 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
         }
     })
     .await?;
-    let eviction = cluster.event("doomed", "TaintManagerEviction").await?.context("no eviction event")?;
+    let eviction = wait_for("the eviction event", || async {
+        cluster.event("doomed", "TaintManagerEviction").await?.context("no eviction event yet")
+    })
+    .await?;
     assert_eq!(eviction["message"], "Marking for deletion Pod default/doomed");
     let evicted_at = eviction["firstTimestamp"].as_str().context("events carry a firstTimestamp")?;
     assert!(seconds(evicted_at)? >= seconds(tainted_at)? + 2, "evicted at {evicted_at}, tainted at {tainted_at}");
