@@ -63,6 +63,30 @@ impl Registry {
         name: &str,
         options: &DeleteOptions,
     ) -> Result<Value, ApiError> {
+        // A controller may write the object (its status) between our read and our delete: as Kubernetes does, read
+        // again and retry, unless the client itself named the resourceVersion it wants to delete.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.delete_once(resource, namespace, name, options).await {
+                Err(err)
+                    if err.reason == "Conflict" && options.precondition_resource_version.is_none() && attempts < 5 =>
+                {
+                    continue;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One attempt at [`Registry::delete`], against the object as read now.
+    async fn delete_once(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
         let (mut object, revision) = self.read(resource, namespace, name).await?;
         let uid = object::meta_str(&object, "uid").to_string();
         if let Some(expected) = options.precondition_uid.as_deref().filter(|u| *u != uid) {
