@@ -13,14 +13,14 @@
 
 use anyhow::{Context, bail};
 use kubelab_api::client::{Client, ClientError, PatchParams, PatchType};
-use kubelab_api::resources::{self, Resource};
 use kubelab_api::{ApiError, object};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
+use common::{kubeconfig_for, resource, wait_for};
 
 #[tokio::test]
 async fn background_deletion_removes_the_owner_at_once_and_then_everything_it_owned() -> anyhow::Result<()> {
@@ -213,37 +213,4 @@ impl Cluster {
 fn owner(owner: &Value) -> Value {
     json!({"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": object::name(owner),
         "uid": object::meta_str(owner, "uid"), "controller": true, "blockOwnerDeletion": true})
-}
-
-fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
-    resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
-}
-
-fn kubeconfig_for(url: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\nusers:\n- name: test\n  \
-         user:\n    token: test\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-         current-context: test\n"
-    )
-}
-
-/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
-/// and what the last check said.
-async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let last = match tokio::time::timeout_at(deadline, condition()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(not_yet)) => format!("{not_yet:#}"),
-            Err(_) => "the last check was still running".to_string(),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }

@@ -6,7 +6,6 @@
 
 use anyhow::{Context, bail};
 use kubelab_api::client::{Client, ClientError, ListParams};
-use kubelab_api::resources::{self, Resource};
 use kubelab_controller_manager::leader::{LeaderConfig, LeaderError, run_when_leader};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -15,7 +14,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
+use common::{TIMEOUT, resource, wait_for};
 
 fn config() -> LeaderConfig {
     LeaderConfig {
@@ -174,29 +174,4 @@ async fn renew_time(client: &Client) -> anyhow::Result<f64> {
 fn seconds(time: &str) -> anyhow::Result<f64> {
     let parsed = chrono::DateTime::parse_from_rfc3339(time).with_context(|| format!("bad time {time}"))?;
     Ok(parsed.timestamp_micros() as f64 / 1e6)
-}
-
-fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
-    resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
-}
-
-/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
-/// and what the last check said.
-async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let last = match tokio::time::timeout_at(deadline, condition()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(not_yet)) => format!("{not_yet:#}"),
-            Err(_) => "the last check was still running".to_string(),
-        };
-        if Instant::now() >= deadline {
-            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }

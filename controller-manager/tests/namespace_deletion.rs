@@ -6,14 +6,14 @@
 
 use anyhow::{Context, bail};
 use kubelab_api::client::{Client, ClientError};
-use kubelab_api::resources::{self, Resource};
 use kubelab_api::{ApiError, object};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
+use common::{condition, kubeconfig_for, resource, wait_for};
 
 #[tokio::test]
 async fn deleting_a_namespace_empties_it_then_removes_it() -> anyhow::Result<()> {
@@ -183,43 +183,5 @@ impl Cluster {
             bail!("kubectl {} failed:\n{stdout}{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
         }
         Ok(stdout)
-    }
-}
-
-/// The status condition of `type_` of an object.
-fn condition(object: &Value, type_: &str) -> Option<Value> {
-    object.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_).cloned()
-}
-
-fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
-    resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
-}
-
-fn kubeconfig_for(url: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\nusers:\n- name: test\n  \
-         user:\n    token: test\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-         current-context: test\n"
-    )
-}
-
-/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
-/// and what the last check said.
-async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let last = match tokio::time::timeout_at(deadline, condition()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(not_yet)) => format!("{not_yet:#}"),
-            Err(_) => "the last check was still running".to_string(),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -6,14 +6,14 @@
 use anyhow::{Context, bail};
 use kubelab_api::ApiError;
 use kubelab_api::client::{Client, ClientError, ListParams, PatchParams, PatchType};
-use kubelab_api::resources::{self, Resource};
 use kubelab_controller_manager::node_lifecycle::{
     NodeLifecycleConfig, eviction::EvictionTimings, health::HealthTimings,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
+use common::{condition, resource, wait_for};
 
 /// Kubernetes' timings divided by about 25: a node is `Unknown` after 2 s of silence, its pods tolerate it 2 s.
 const CONFIG: NodeLifecycleConfig = NodeLifecycleConfig {
@@ -230,10 +230,6 @@ fn taints(node: &Value) -> Vec<String> {
         .collect()
 }
 
-fn condition(object: &Value, type_: &str) -> Option<Value> {
-    object.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_).cloned()
-}
-
 fn micro_now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
@@ -241,29 +237,4 @@ fn micro_now() -> String {
 /// Seconds since the epoch of an RFC 3339 time.
 fn seconds(time: &str) -> anyhow::Result<i64> {
     Ok(chrono::DateTime::parse_from_rfc3339(time).with_context(|| format!("bad time {time}"))?.timestamp())
-}
-
-fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
-    resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
-}
-
-/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
-/// and what the last check said.
-async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let last = match tokio::time::timeout_at(deadline, condition()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(not_yet)) => format!("{not_yet:#}"),
-            Err(_) => "the last check was still running".to_string(),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
