@@ -24,34 +24,88 @@
 //!
 //! The images are built with Docker's classic builder (`version=1`), which the engine on these machines runs
 //! without BuildKit.
+//!
+//! ## Only a static busybox will do
+//! A `FROM scratch` image holds nothing but what we copy into it: no `/lib`, no C library, no dynamic loader.
+//! Debian's ordinary `busybox` package (which other packages pull in, and which `busybox-static` replaces) is
+//! *dynamically linked*: its ELF header names an interpreter, `/lib64/ld-linux-x86-64.so.2`, that the kernel must
+//! run first to load the C library. In our image that file does not exist, so every container dies at once with
+//! `exec /bin/sh: no such file or directory` — the *interpreter* is what is missing, not `/bin/sh`. The builder
+//! therefore reads the binary's ELF program headers before building ([`elf_linking`]) and refuses a dynamic one
+//! with the fix in the message. An image built before that check existed has no `io.kubelab.busybox` label and is
+//! built again.
 
 use crate::error::KubeletError;
 use bollard::Docker;
 use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion};
 use futures::StreamExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The image for examples and tests: a shell, `httpd`, `sleep`, `wget`...
 pub const BUSYBOX_IMAGE: &str = "kubelab/busybox:1";
 /// The sandbox image, the kubelet's `--pod-infra-container-image`.
 pub const PAUSE_IMAGE: &str = "kubelab/pause:1";
-/// Where Debian's `busybox-static` puts its binary.
+/// Where Debian's `busybox-static` puts its binary (`dpkg -L busybox-static`); the dynamic `busybox` package
+/// installs the same path, which is why the binary found there must be checked.
 pub const BUSYBOX_BINARY: &str = "/bin/busybox";
+
+/// Where else a static busybox may be, tried after [`BUSYBOX_BINARY`]: `/usr/bin` on systems without a merged
+/// `/usr`, `/usr/local/bin` for one built or downloaded by hand.
+const OTHER_BUSYBOX_PATHS: [&str; 2] = ["/usr/bin/busybox", "/usr/local/bin/busybox"];
+
+/// How to get a static busybox: the end of every error about it.
+const BUSYBOX_FIX: &str = "pods need a static one: run `scripts/deps.sh build` or `apt-get install busybox-static`";
+
+/// The label that marks an image built from a busybox checked to be static; images without it are rebuilt.
+const BUSYBOX_LABEL: &str = "io.kubelab.busybox";
 
 /// The pause loop: wait forever, leave at once on SIGTERM or SIGINT.
 const PAUSE_SCRIPT: &str = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
-/// Builds the local images that are missing; returns the tags it built (empty when all were there).
+/// Builds the local images that are missing (or were built from an unchecked busybox); returns the tags it built
+/// (empty when all were there).
 pub async fn ensure_local_images(docker: &Docker) -> Result<Vec<String>, KubeletError> {
     let mut built = Vec::new();
     for image in [BUSYBOX_IMAGE, PAUSE_IMAGE] {
-        if docker.inspect_image(image).await.is_ok() {
+        let checked = docker
+            .inspect_image(image)
+            .await
+            .ok()
+            .and_then(|inspect| inspect.config?.labels?.remove(BUSYBOX_LABEL))
+            .is_some_and(|linking| linking == "static");
+        if checked {
             continue;
         }
-        build_local_image(docker, image, Path::new(BUSYBOX_BINARY)).await?;
+        build_local_image(docker, image, &find_static_busybox()?).await?;
         built.push(image.to_string());
     }
     Ok(built)
+}
+
+/// The first statically linked busybox among [`BUSYBOX_BINARY`] and the other usual places; otherwise an error
+/// that says what was found and how to get the right one.
+pub fn find_static_busybox() -> Result<PathBuf, KubeletError> {
+    let mut dynamic = None;
+    for path in std::iter::once(BUSYBOX_BINARY).chain(OTHER_BUSYBOX_PATHS).map(Path::new) {
+        let Ok(binary) = std::fs::read(path) else { continue };
+        match elf_linking(&binary) {
+            Ok(Linking::Static) => return Ok(path.to_path_buf()),
+            Ok(Linking::Dynamic { interpreter }) => {
+                dynamic.get_or_insert_with(|| dynamic_busybox(path, &interpreter));
+            }
+            Err(_) => {}
+        }
+    }
+    Err(dynamic.unwrap_or_else(|| KubeletError::Images(format!("no busybox found at {BUSYBOX_BINARY}; {BUSYBOX_FIX}"))))
+}
+
+/// The error for a dynamically linked busybox at `path`.
+fn dynamic_busybox(path: &Path, interpreter: &str) -> KubeletError {
+    KubeletError::Images(format!(
+        "`{}` is dynamically linked (as Debian's `busybox` package is): it needs {interpreter}, which a FROM scratch \
+         image does not have; {BUSYBOX_FIX}",
+        path.display()
+    ))
 }
 
 /// Builds one of the two local images (even if it exists), from the busybox binary at `busybox`.
@@ -61,16 +115,19 @@ pub async fn build_local_image(docker: &Docker, image: &str, busybox: &Path) -> 
         PAUSE_IMAGE => serde_json::json!(["/bin/sh", "-c", PAUSE_SCRIPT]).to_string(),
         other => return Err(KubeletError::Images(format!("{other} is not one of kubelab's local images"))),
     };
-    let binary = tokio::fs::read(busybox).await.map_err(|err| {
-        KubeletError::Images(format!(
-            "cannot read {}: {err}; kubelab builds its images from Debian's busybox-static \
-             (`apt-get install busybox-static`)",
-            busybox.display()
-        ))
-    })?;
+    let binary = tokio::fs::read(busybox)
+        .await
+        .map_err(|err| KubeletError::Images(format!("cannot read {}: {err}; {BUSYBOX_FIX}", busybox.display())))?;
+    match elf_linking(&binary) {
+        Ok(Linking::Static) => {}
+        Ok(Linking::Dynamic { interpreter }) => return Err(dynamic_busybox(busybox, &interpreter)),
+        Err(why) => return Err(KubeletError::Images(format!("{}: {why}; {BUSYBOX_FIX}", busybox.display()))),
+    }
     let applets = applets(busybox).await?;
-    let dockerfile =
-        format!("FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nLABEL io.kubelab.image=\"{image}\"\nCMD {cmd}\n");
+    let dockerfile = format!(
+        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nLABEL io.kubelab.image=\"{image}\" {BUSYBOX_LABEL}=\"static\"\n\
+         CMD {cmd}\n"
+    );
     let context = build_context(&dockerfile, &binary, &applets);
 
     let options = BuildImageOptionsBuilder::default()
@@ -116,6 +173,64 @@ async fn applets(busybox: &Path) -> Result<Vec<String>, KubeletError> {
     }
     Ok(applets)
 }
+
+// ANCHOR: elf_linking
+/// How a program is linked, as its ELF header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Linking {
+    /// Everything is in the file: it runs in an empty image.
+    Static,
+    /// The kernel first runs `interpreter` (the dynamic loader), which loads the shared libraries.
+    Dynamic { interpreter: String },
+}
+
+/// Reads an ELF file's program headers: a `PT_INTERP` header (type 3) names the dynamic loader, and only a
+/// dynamically linked program has one (a static-pie has `PT_DYNAMIC` but no interpreter, and runs anywhere).
+///
+/// Written by hand rather than with the `object` or `goblin` crate because it is the lesson: four fields of the
+/// file header, then one field of each program header. Offsets are the ELF specification's, for 32- and 64-bit
+/// files of either byte order.
+pub fn elf_linking(file: &[u8]) -> Result<Linking, String> {
+    if file.get(..4) != Some(b"\x7fELF".as_slice()) {
+        return Err("not an ELF executable".into());
+    }
+    let wide = match file[4] {
+        1 => false,
+        2 => true,
+        class => return Err(format!("unknown ELF class {class}")),
+    };
+    let big_endian = file.get(5) == Some(&2);
+    let number = |at: usize, len: usize| -> Result<u64, String> {
+        let bytes = file.get(at..at + len).ok_or("truncated ELF file")?;
+        let fold = |n: u64, b: &u8| n << 8 | u64::from(*b);
+        Ok(if big_endian { bytes.iter().fold(0, fold) } else { bytes.iter().rev().fold(0, fold) })
+    };
+    // (e_phoff, e_phentsize, e_phnum) in the file header; (p_offset, p_filesz) in a program header.
+    let (phoff, phentsize, phnum) = if wide {
+        (number(0x20, 8)?, number(0x36, 2)?, number(0x38, 2)?)
+    } else {
+        (number(0x1c, 4)?, number(0x2a, 2)?, number(0x2c, 2)?)
+    };
+    const PT_INTERP: u64 = 3;
+    for index in 0..phnum {
+        let header = usize::try_from(phoff + index * phentsize).map_err(|_| "program header out of range")?;
+        if number(header, 4)? != PT_INTERP {
+            continue;
+        }
+        let (offset, size) = if wide {
+            (number(header + 8, 8)?, number(header + 0x20, 8)?)
+        } else {
+            (number(header + 4, 4)?, number(header + 0x10, 4)?)
+        };
+        let start = usize::try_from(offset).map_err(|_| "interpreter out of range")?;
+        let end = usize::try_from(offset + size).map_err(|_| "interpreter out of range")?;
+        let path = file.get(start..end).ok_or("truncated ELF file")?;
+        let interpreter = String::from_utf8_lossy(path).trim_end_matches('\0').to_string();
+        return Ok(Linking::Dynamic { interpreter });
+    }
+    Ok(Linking::Static)
+}
+// ANCHOR_END: elf_linking
 
 // ANCHOR: build_context
 /// The build context: a tar archive of the Dockerfile and the image's root filesystem.
@@ -196,6 +311,38 @@ impl Tar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dynamically_linked_program_names_its_interpreter() {
+        // /bin/ls is dynamically linked on every Debian machine.
+        let ls = std::fs::read("/bin/ls").unwrap();
+        match elf_linking(&ls).unwrap() {
+            Linking::Dynamic { interpreter } => assert!(interpreter.starts_with("/lib"), "{interpreter}"),
+            Linking::Static => panic!("/bin/ls read as statically linked"),
+        }
+    }
+
+    #[test]
+    fn the_static_busybox_is_found_and_read_as_static() {
+        // busybox-static is a build dependency (`scripts/deps.sh build`).
+        let busybox = find_static_busybox().unwrap();
+        assert_eq!(busybox, Path::new(BUSYBOX_BINARY));
+        assert_eq!(elf_linking(&std::fs::read(busybox).unwrap()).unwrap(), Linking::Static);
+    }
+
+    #[test]
+    fn what_is_not_an_elf_file_is_refused() {
+        assert_eq!(elf_linking(b"#!/bin/sh\n").unwrap_err(), "not an ELF executable");
+        assert_eq!(elf_linking(b"\x7fELF\x02\x01").unwrap_err(), "truncated ELF file");
+    }
+
+    #[tokio::test]
+    async fn a_dynamic_busybox_is_refused_with_the_fix() {
+        let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+        let err = build_local_image(&docker, PAUSE_IMAGE, Path::new("/bin/ls")).await.unwrap_err().to_string();
+        assert!(err.starts_with("cannot build the local images: `/bin/ls` is dynamically linked"), "{err}");
+        assert!(err.ends_with("run `scripts/deps.sh build` or `apt-get install busybox-static`"), "{err}");
+    }
 
     #[test]
     fn a_tar_entry_is_a_512_byte_header_then_its_padded_content() {
