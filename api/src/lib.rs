@@ -29,6 +29,7 @@ pub mod quantity;
 pub mod resources;
 pub mod selectors;
 pub mod status;
+pub mod taints;
 pub mod validation;
 
 pub use k8s_openapi;

@@ -16,7 +16,8 @@
 
 use crate::node_info::{NodeInfo, Readiness};
 use crate::pod_info::PodInfo;
-use k8s_openapi::api::core::v1::{Taint, Toleration};
+use k8s_openapi::api::core::v1::Taint;
+use kubelab_api::taints::{self, NOT_READY, UNREACHABLE, UNSCHEDULABLE, any_tolerates};
 use std::fmt;
 
 /// Why a filter refused a node. Displayed exactly as kube-scheduler words it.
@@ -76,17 +77,10 @@ pub fn run_filters(pod: &PodInfo, node: &NodeInfo) -> Verdict {
 }
 // ANCHOR_END: filters
 
-/// The taint `kubectl cordon` stands for (the node lifecycle controller also puts it on cordoned nodes).
-pub const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
-/// The taint Kubernetes puts on a node whose `Ready` condition is `False` (or missing).
-pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
-/// The taint Kubernetes puts on a node whose `Ready` condition is `Unknown`.
-pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-
 /// `NodeUnschedulable`: a cordoned node takes no new pods — unless the pod tolerates the matching taint, which
 /// is how DaemonSet pods still reach cordoned nodes.
 pub fn node_unschedulable(pod: &PodInfo, node: &NodeInfo) -> Verdict {
-    if node.unschedulable && !tolerates(&pod.tolerations, &no_schedule_taint(TAINT_UNSCHEDULABLE)) {
+    if node.unschedulable && !any_tolerates(&pod.tolerations, &no_schedule_taint(UNSCHEDULABLE)) {
         return Err(vec![Reason::Unschedulable]);
     }
     Ok(())
@@ -94,17 +88,19 @@ pub fn node_unschedulable(pod: &PodInfo, node: &NodeInfo) -> Verdict {
 
 /// A node that is not `Ready` takes no new pods.
 ///
-/// kube-scheduler has no such filter any more: Kubernetes' node lifecycle controller *taints* such nodes
+/// kube-scheduler has no such filter any more: the node lifecycle controller *taints* such nodes
 /// (`node.kubernetes.io/not-ready:NoSchedule`, or `unreachable` when the kubelet went silent) and
-/// `TaintToleration` does the rest. kubelab has no such controller yet, so this filter reads the condition
-/// itself and behaves as if the taint were there — same tolerations, same message.
+/// `TaintToleration` does the rest. kubelab's node lifecycle controller does too
+/// (`controller-manager/src/node_lifecycle/health.rs`), but this filter also reads the condition itself and
+/// behaves as if the taint were there — same tolerations, same message — so that the scheduler is right on its
+/// own: before the controller has tainted a node, and when no controller manager runs (the scheduler's tests).
 pub fn node_ready(pod: &PodInfo, node: &NodeInfo) -> Verdict {
     let key = match node.readiness {
         Readiness::Ready => return Ok(()),
-        Readiness::NotReady => TAINT_NOT_READY,
-        Readiness::Unknown => TAINT_UNREACHABLE,
+        Readiness::NotReady => NOT_READY,
+        Readiness::Unknown => UNREACHABLE,
     };
-    if tolerates(&pod.tolerations, &no_schedule_taint(key)) {
+    if any_tolerates(&pod.tolerations, &no_schedule_taint(key)) {
         return Ok(());
     }
     Err(vec![Reason::UntoleratedTaint { key: key.to_string(), value: String::new() }])
@@ -112,13 +108,15 @@ pub fn node_ready(pod: &PodInfo, node: &NodeInfo) -> Verdict {
 
 // ANCHOR: taint_toleration
 /// `TaintToleration`: every `NoSchedule` and `NoExecute` taint of the node must be tolerated by the pod.
-/// (`PreferNoSchedule` taints only lower a node's score in Kubernetes; we leave that score out.)
+/// (`PreferNoSchedule` taints only lower a node's score in Kubernetes; we leave that score out.) What
+/// "tolerated" means is defined once for the scheduler and the node lifecycle controller:
+/// [`kubelab_api::taints::tolerates`].
 pub fn taint_toleration(pod: &PodInfo, node: &NodeInfo) -> Verdict {
     let untolerated = node
         .taints
         .iter()
-        .filter(|taint| taint.effect == "NoSchedule" || taint.effect == "NoExecute")
-        .find(|taint| !tolerates(&pod.tolerations, taint));
+        .filter(|taint| taint.effect == taints::NO_SCHEDULE || taint.effect == taints::NO_EXECUTE)
+        .find(|taint| !any_tolerates(&pod.tolerations, taint));
     match untolerated {
         None => Ok(()),
         Some(taint) => Err(vec![Reason::UntoleratedTaint {
@@ -127,33 +125,10 @@ pub fn taint_toleration(pod: &PodInfo, node: &NodeInfo) -> Verdict {
         }]),
     }
 }
-
-/// Whether any of the tolerations tolerates the taint.
-pub fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|toleration| toleration_matches(toleration, taint))
-}
-
-/// One toleration against one taint (`Toleration.ToleratesTaint` in Kubernetes): an empty effect matches every
-/// effect, an empty key with `Exists` matches every taint, `Equal` (the default) also compares the values.
-pub fn toleration_matches(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or("");
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or("");
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        _ => false,
-    }
-}
 // ANCHOR_END: taint_toleration
 
 fn no_schedule_taint(key: &str) -> Taint {
-    Taint { key: key.to_string(), effect: "NoSchedule".to_string(), value: None, time_added: None }
+    Taint { key: key.to_string(), effect: taints::NO_SCHEDULE.to_string(), value: None, time_added: None }
 }
 
 /// `NodeAffinity`: every `nodeSelector` label must be on the node, and when the pod has required node affinity,
@@ -197,7 +172,7 @@ mod tests {
     fn a_cordoned_node_refuses_pods_that_do_not_tolerate_it() {
         let cordoned = node("n1", "4", "8Gi").unschedulable();
         assert_eq!(node_unschedulable(&pod("p").info(), &cordoned.info()), Err(vec![Reason::Unschedulable]));
-        let daemon = pod("p").tolerate(json!({"key": TAINT_UNSCHEDULABLE, "operator": "Exists"}));
+        let daemon = pod("p").tolerate(json!({"key": UNSCHEDULABLE, "operator": "Exists"}));
         assert_eq!(node_unschedulable(&daemon.info(), &cordoned.info()), Ok(()));
         assert_eq!(node_unschedulable(&pod("p").info(), &node("n2", "4", "8Gi").info()), Ok(()));
     }
@@ -214,7 +189,7 @@ mod tests {
             refused(node("n", "1", "1Gi").ready("Unknown")).unwrap_err()[0].to_string(),
             "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"
         );
-        let tolerant = pod("p").tolerate(json!({"key": TAINT_NOT_READY, "operator": "Exists", "effect": "NoSchedule"}));
+        let tolerant = pod("p").tolerate(json!({"key": NOT_READY, "operator": "Exists", "effect": "NoSchedule"}));
         assert_eq!(node_ready(&tolerant.info(), &node("n", "1", "1Gi").ready("False").info()), Ok(()));
     }
 
@@ -230,19 +205,6 @@ mod tests {
         );
         let soft = node("s", "4", "8Gi").taint("spot", "true", "PreferNoSchedule");
         assert_eq!(taint_toleration(&pod("p").info(), &soft.info()), Ok(()));
-    }
-
-    #[test]
-    fn tolerations_match_by_key_value_and_effect() {
-        let taint =
-            Taint { key: "gpu".into(), value: Some("nvidia".into()), effect: "NoSchedule".into(), time_added: None };
-        let t = |v: serde_json::Value| serde_json::from_value::<Toleration>(v).unwrap();
-        assert!(toleration_matches(&t(json!({"key": "gpu", "value": "nvidia", "effect": "NoSchedule"})), &taint));
-        assert!(toleration_matches(&t(json!({"key": "gpu", "operator": "Exists"})), &taint));
-        assert!(toleration_matches(&t(json!({"operator": "Exists"})), &taint));
-        assert!(!toleration_matches(&t(json!({"key": "gpu", "value": "amd"})), &taint));
-        assert!(!toleration_matches(&t(json!({"key": "gpu", "operator": "Exists", "effect": "NoExecute"})), &taint));
-        assert!(!toleration_matches(&t(json!({"key": "tpu", "operator": "Exists"})), &taint));
     }
 
     #[test]

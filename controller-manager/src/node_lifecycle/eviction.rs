@@ -3,15 +3,18 @@
 //! Pure functions after Kubernetes' taint eviction controller (`pkg/controller/tainteviction`, formerly the
 //! node lifecycle controller's "taint manager"). A `NoExecute` taint evicts every Pod on the node that does not
 //! tolerate it, at once; a Pod that tolerates it with `tolerationSeconds: N` may stay N seconds; one that
-//! tolerates it without `tolerationSeconds` stays for good.
+//! tolerates it without `tolerationSeconds` stays for good. Whether a toleration matches a taint at all is
+//! [`kubelab_api::taints::tolerates`], the very function the scheduler's `TaintToleration` filter uses: a Pod
+//! the scheduler placed because it tolerates a taint is not evicted for that taint.
 //!
 //! Every Pod in Kubernetes tolerates `not-ready` and `unreachable` for 300 s, because the `DefaultTolerationSeconds`
 //! admission plugin adds those two tolerations to Pods that do not have them. kubelab has no admission plugins,
 //! so the same default applies here, at decision time: [`EvictionTimings::default_toleration`].
 
-use super::health::{NO_EXECUTE, NOT_READY, UNREACHABLE, after};
+use super::health::after;
 use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};
 use k8s_openapi::jiff::Timestamp;
+use kubelab_api::taints::{NO_EXECUTE, NOT_READY, UNREACHABLE, tolerates};
 use std::time::Duration;
 
 // ANCHOR: timings
@@ -30,26 +33,6 @@ impl Default for EvictionTimings {
     }
 }
 // ANCHOR_END: timings
-
-// ANCHOR: tolerates
-/// Whether `toleration` matches `taint` (Kubernetes' `Toleration.ToleratesTaint`): same effect unless the
-/// toleration names none, same key unless it names none, and same value unless its operator is `Exists`.
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or_default();
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" => toleration.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
-        _ => false,
-    }
-}
-// ANCHOR_END: tolerates
 
 // ANCHOR: eviction_time
 /// When a Pod with `tolerations` must leave a node with `taints`: `None` if never.
@@ -182,16 +165,12 @@ mod tests {
     }
 
     #[test]
-    fn tolerations_match_by_key_effect_and_value() {
-        let gpu = Taint { value: Some("gpu".into()), ..taint("dedicated", "NoExecute", None) };
-        assert!(tolerates(&toleration(json!({"key": "dedicated", "value": "gpu"})), &gpu));
-        assert!(!tolerates(&toleration(json!({"key": "dedicated", "value": "tpu"})), &gpu));
-        assert!(tolerates(&toleration(json!({"key": "dedicated", "operator": "Exists", "effect": "NoExecute"})), &gpu));
-        assert!(!tolerates(
-            &toleration(json!({"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"})),
-            &gpu
-        ));
-        assert!(!tolerates(&toleration(json!({"key": "other", "operator": "Exists"})), &gpu));
+    fn a_toleration_with_an_empty_operator_tolerates_as_equal_does() {
+        let gpu = Taint { value: Some("gpu".into()), ..taint("dedicated", "NoExecute", Some(0)) };
+        let empty_operator = [toleration(json!({"key": "dedicated", "operator": "", "value": "gpu"}))];
+        assert_eq!(eviction_time(&empty_operator, std::slice::from_ref(&gpu), UNSEEN, &SHORT), None);
+        let other_value = [toleration(json!({"key": "dedicated", "operator": "", "value": "tpu"}))];
+        assert_eq!(eviction_time(&other_value, &[gpu], UNSEEN, &SHORT), Some(at(0)));
     }
 
     #[test]

@@ -7,26 +7,22 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kubelab_api::taints::{
+    DISK_PRESSURE, MEMORY_PRESSURE, NETWORK_UNAVAILABLE, NO_EXECUTE, NO_SCHEDULE, NOT_READY, PID_PRESSURE, UNREACHABLE,
+    UNSCHEDULABLE,
+};
 use std::time::Duration;
-
-/// The taint of a node whose kubelet stopped reporting (Ready is `Unknown`).
-pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-/// The taint of a node whose kubelet reports it is not ready (Ready is `False`).
-pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
-pub const NO_EXECUTE: &str = "NoExecute";
-pub const NO_SCHEDULE: &str = "NoSchedule";
 
 /// Which `NoSchedule` taint each (condition, status) calls for: Kubernetes' `nodeConditionToTaintKeyStatusMap`
 /// ("taint nodes by condition"), plus `spec.unschedulable` (`kubectl cordon`).
 const CONDITION_TAINTS: &[(&str, &str, &str)] = &[
     ("Ready", "False", NOT_READY),
     ("Ready", "Unknown", UNREACHABLE),
-    ("MemoryPressure", "True", "node.kubernetes.io/memory-pressure"),
-    ("DiskPressure", "True", "node.kubernetes.io/disk-pressure"),
-    ("PIDPressure", "True", "node.kubernetes.io/pid-pressure"),
-    ("NetworkUnavailable", "True", "node.kubernetes.io/network-unavailable"),
+    ("MemoryPressure", "True", MEMORY_PRESSURE),
+    ("DiskPressure", "True", DISK_PRESSURE),
+    ("PIDPressure", "True", PID_PRESSURE),
+    ("NetworkUnavailable", "True", NETWORK_UNAVAILABLE),
 ];
-const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
 
 /// The conditions the controller marks `Unknown` when the kubelet goes quiet (the kubelet owns them).
 const KUBELET_CONDITIONS: &[&str] = &["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];

@@ -33,13 +33,14 @@ pub mod health;
 
 use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Settings, Source, Written};
 use eviction::{EvictionTimings, pods_to_evict};
-use health::{HealthTimings, NO_EXECUTE, plan_node};
+use health::{HealthTimings, plan_node};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use k8s_openapi::jiff::Timestamp;
 use kubelab_api::client::{Client, ClientError, PatchParams, PatchType, PropagationPolicy};
 use kubelab_api::events::{EventType, Recorder};
 use kubelab_api::resources::{self, Resource};
+use kubelab_api::taints::NO_EXECUTE;
 use kubelab_api::{ApiError, object};
 use serde_json::{Value, json};
 use std::collections::HashMap;
