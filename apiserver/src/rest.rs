@@ -17,7 +17,11 @@
 use crate::patch::PatchType;
 use crate::paths::{self, Target};
 use crate::protobuf;
-use crate::registry::{DeleteOptions, FieldValidation, ListOptions, Part, Registry, WatchEvent, WriteOptions, Written};
+use crate::registry::watch_list::bookmark_object;
+use crate::registry::{
+    DeleteOptions, FieldValidation, ListOptions, ListQuery, Part, Registry, WatchEvent, WriteOptions, Written,
+    validate_list_query,
+};
 use crate::table::{self, IncludeObject, TableOptions};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -84,6 +88,7 @@ async fn serve(
         // Collections.
         (&Method::GET, None, None) if is_true(params.get("watch")) => watch(state, &target, params, table).await,
         (&Method::GET, None, None) => {
+            validate_list_query(&list_query(params)?)?;
             let page = registry.list(resource, target.namespace.as_deref(), &list_options(params)).await?;
             if let Some(options) = table {
                 let rv = page.resource_version.to_string();
@@ -189,13 +194,7 @@ async fn watch(
     let bookmarks = is_true(params.get("allowWatchBookmarks")).then_some(state.bookmark_interval);
     let events = state
         .registry
-        .watch(
-            resource,
-            target.namespace.as_deref(),
-            &list_options(params),
-            params.get("resourceVersion").map(String::as_str),
-            bookmarks,
-        )
+        .watch(resource, target.namespace.as_deref(), &list_options(params), &list_query(params)?, bookmarks)
         .await?;
     let timeout = params.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).map(Duration::from_secs);
     // As Kubernetes does, only the first event's Table carries the column definitions.
@@ -223,10 +222,10 @@ fn watch_line(resource: &Resource, event: WatchEvent, table: Option<TableOptions
         WatchEvent::Added(o) => ("ADDED", as_wire(o)),
         WatchEvent::Modified(o) => ("MODIFIED", as_wire(o)),
         WatchEvent::Deleted(o) => ("DELETED", as_wire(o)),
-        WatchEvent::Bookmark(rv) => (
-            "BOOKMARK",
-            json!({"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": {"resourceVersion": rv.to_string()}}),
-        ),
+        WatchEvent::Bookmark(rv) => ("BOOKMARK", bookmark_object(resource.kind, &resource.api_version(), rv, false)),
+        WatchEvent::InitialEventsEnd(rv) => {
+            ("BOOKMARK", bookmark_object(resource.kind, &resource.api_version(), rv, true))
+        }
         WatchEvent::Error(err) => ("ERROR", json!(err.to_status_value())),
     };
     let mut line = json!({"type": kind, "object": object}).to_string();
@@ -249,7 +248,34 @@ fn table_options(headers: &HeaderMap, params: &Params) -> Result<Option<TableOpt
 }
 
 fn is_true(value: Option<&String>) -> bool {
-    value.is_some_and(|v| v == "1" || v == "true")
+    value.and_then(|v| parse_bool(v)).unwrap_or(false)
+}
+
+/// The parameters that say which state a list or watch starts from (see [`crate::registry::watch_list`]).
+fn list_query(params: &Params) -> Result<ListQuery, ApiError> {
+    let send_initial_events = match params.get("sendInitialEvents").map(String::as_str) {
+        None => None,
+        Some(value) => Some(parse_bool(value).ok_or_else(|| {
+            ApiError::bad_request(format!("sendInitialEvents: invalid value {value:?}: must be true or false"))
+        })?),
+    };
+    Ok(ListQuery {
+        watch: is_true(params.get("watch")),
+        resource_version: params.get("resourceVersion").cloned(),
+        resource_version_match: params.get("resourceVersionMatch").cloned().filter(|m| !m.is_empty()),
+        send_initial_events,
+        allow_watch_bookmarks: is_true(params.get("allowWatchBookmarks")),
+        continuing: params.get("continue").is_some_and(|c| !c.is_empty()),
+    })
+}
+
+/// Booleans in a query string, as Go's `strconv.ParseBool` reads them (what Kubernetes uses).
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 fn list_options(params: &Params) -> ListOptions {

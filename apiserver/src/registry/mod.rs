@@ -19,10 +19,12 @@ mod delete;
 mod namespaces;
 mod subresources;
 mod watch;
+pub mod watch_list;
 mod write;
 
 pub use delete::DeleteOptions;
 pub use watch::WatchEvent;
+pub use watch_list::{ListQuery, validate_list_query};
 pub use write::{FieldValidation, Part, WriteOptions, Written};
 
 use crate::store::{KeyValue, Revision, Store, StoreError};

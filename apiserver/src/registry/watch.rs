@@ -4,10 +4,14 @@
 //! the pods bound to its node, controllers their objects. A watch starts from a `resourceVersion` — usually the
 //! one a list returned — and streams every later change, so list + watch together miss nothing.
 //!
+//! A client may also ask for a *streaming list* (`sendInitialEvents=true`): the current objects as events, then
+//! a bookmark saying "that was all of them", then the changes. [`super::watch_list`] decides what is sent first.
+//!
 //! The store reports raw key changes; here they become Kubernetes events, *after* applying the selectors.
 //! A change can move an object into or out of a selection (a pod relabelled, a pod getting a `spec.nodeName`):
 //! then the watcher sees it ADDED or DELETED, as Kubernetes' watch cache does.
 
+use super::watch_list::{ListQuery, WatchStart, initial_events, validate_list_query, watch_start};
 use super::{Filter, ListOptions, Registry, decode_stored, store_error};
 use crate::store::{Event, Revision};
 use futures::StreamExt;
@@ -24,43 +28,50 @@ pub enum WatchEvent {
     Deleted(Value),
     /// "Nothing you care about changed up to this revision": lets a client resume from a recent version.
     Bookmark(Revision),
+    /// The bookmark that ends the initial events of a streaming list: every object that existed at this revision
+    /// has been sent (see [`super::watch_list`]).
+    InitialEventsEnd(Revision),
     /// The watch cannot go on (e.g. `410 Expired`); the stream ends after it.
     Error(ApiError),
 }
 
 impl Registry {
-    /// Starts a watch. `resource_version` empty or `"0"` first sends the current objects as ADDED, as Kubernetes
-    /// does; otherwise only changes after that revision. `bookmark_every` is `Some` when the client asked for
-    /// bookmarks.
+    // ANCHOR: watch
+    /// Starts a watch. Where it starts — with the current objects (and, for a streaming list, the bookmark that
+    /// ends them) or only with the changes after a revision — is [`watch_start`]'s decision, what it sends first
+    /// [`initial_events`]'s. `bookmark_every` is `Some` when the client asked for bookmarks.
     pub async fn watch(
         &self,
         resource: &'static Resource,
         namespace: Option<&str>,
         options: &ListOptions,
-        resource_version: Option<&str>,
+        query: &ListQuery,
         bookmark_every: Option<Duration>,
     ) -> Result<BoxStream<'static, WatchEvent>, ApiError> {
+        validate_list_query(query)?;
         let filter = Filter::new(resource, options)?;
-        let (initial, from) = match resource_version.unwrap_or("") {
-            "" | "0" => {
-                let page = self
-                    .list(resource, namespace, &ListOptions { limit: 0, continue_token: None, ..options.clone() })
-                    .await?;
-                (page.items.into_iter().map(WatchEvent::Added).collect(), page.resource_version)
+        let start = watch_start(query)?;
+        let prefix = resource.storage_list_prefix(namespace);
+        let (initial, from) = match start {
+            WatchStart::Initial { .. } => {
+                let (kvs, revision) = self.store.list(&prefix).await.map_err(|err| store_error(resource, "", err))?;
+                let objects = kvs.iter().map(decode_stored).collect::<Result<Vec<_>, _>>()?;
+                (initial_events(&start, objects, &filter, revision), revision)
             }
-            rv => {
-                let revision = rv
-                    .parse::<Revision>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
-                (Vec::new(), revision)
+            WatchStart::ChangesAfter(revision) => (Vec::new(), revision),
+            WatchStart::ChangesFromNow => {
+                (Vec::new(), self.store.current_revision().await.map_err(|err| store_error(resource, "", err))?)
             }
         };
-        let prefix = resource.storage_list_prefix(namespace);
+        if let Some(WatchEvent::Error(_)) = initial.first() {
+            return Ok(futures::stream::iter(initial).boxed());
+        }
         let changes = match self.store.watch(&prefix, from).await {
             Ok(changes) => changes,
             // Too old: Kubernetes answers 200 and a single ERROR event carrying 410, and clients re-list.
             Err(err) => return Ok(futures::stream::iter([WatchEvent::Error(store_error(resource, "", err))]).boxed()),
         };
+        // ANCHOR_END: watch
 
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
