@@ -14,9 +14,11 @@
 //!
 //! `ports` are informational in Kubernetes too: every port of the pod IP is reachable, listed or not.
 //!
-//! What we leave out: `envFrom`, `configMapKeyRef`/`secretKeyRef` and `resourceFieldRef` values, configMap,
-//! secret, projected and persistent volumes, `securityContext`, lifecycle hooks. A pod using one is reported
-//! `CreateContainerConfigError` with a message naming what is missing, rather than run half-configured.
+//! What we leave out: init containers, `envFrom`, startup probes, `configMapKeyRef`/`secretKeyRef` and
+//! `resourceFieldRef` values, configMap, secret, projected and persistent volumes, `securityContext`, lifecycle
+//! hooks. A pod using one is reported `CreateContainerConfigError` with a message naming what is missing (and a
+//! Warning event `Failed`), rather than run half-configured: [`unsupported_fields`] lists the fields the API
+//! accepts but the kubelet cannot honour, and [`container_config`] refuses a container that has any.
 
 use crate::error::KubeletError;
 use crate::labels::{self, PodRef};
@@ -48,6 +50,10 @@ pub fn container_config(
     attempt: u32,
     place: &Placement<'_>,
 ) -> Result<ContainerConfig, KubeletError> {
+    let unsupported = unsupported_fields(pod, container);
+    if !unsupported.is_empty() {
+        return Err(KubeletError::ContainerConfig(unsupported_message(&container.name, &unsupported)));
+    }
     let pod_ref = pod_ref(pod);
     let env = environment(pod, container, place)?;
     let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
@@ -78,6 +84,41 @@ pub fn container_config(
         share_process_namespace: pod.spec.as_ref().and_then(|s| s.share_process_namespace).unwrap_or(false),
     })
 }
+
+// ANCHOR: unsupported
+/// The fields of the pod spec that the API accepts (they are valid Kubernetes) but this kubelet cannot honour
+/// for `container`, by path. Starting the container without them would pretend the pod runs as written:
+///
+/// - `spec.initContainers`: Kubernetes runs them to completion, one by one, before any other container;
+/// - `envFrom`: every key of a ConfigMap or Secret as variables (we have neither volume nor lookup);
+/// - `startupProbe`: holds back the liveness and readiness probes until the application has started; without
+///   it a slow starter would be killed by its liveness probe, or reported ready too early.
+pub fn unsupported_fields(pod: &Pod, container: &Container) -> Vec<String> {
+    let spec = pod.spec.as_ref();
+    let mut fields = Vec::new();
+    if spec.and_then(|s| s.init_containers.as_ref()).is_some_and(|init| !init.is_empty()) {
+        fields.push("spec.initContainers".to_string());
+    }
+    let index = spec.and_then(|s| s.containers.iter().position(|c| c.name == container.name)).unwrap_or(0);
+    if container.env_from.as_ref().is_some_and(|from| !from.is_empty()) {
+        fields.push(format!("spec.containers[{index}].envFrom"));
+    }
+    if container.startup_probe.is_some() {
+        fields.push(format!("spec.containers[{index}].startupProbe"));
+    }
+    fields
+}
+
+/// What the container's waiting state and the `Failed` event say about unsupported `fields`.
+pub fn unsupported_message(container: &str, fields: &[String]) -> String {
+    let verb = if fields.len() == 1 { "is" } else { "are" };
+    format!(
+        "container {container:?}: {} {verb} not supported by kubelab; the container is not started rather than \
+         run without it",
+        fields.join(", ")
+    )
+}
+// ANCHOR_END: unsupported
 
 /// The pod's identity, as labels name it.
 pub fn pod_ref(pod: &Pod) -> PodRef {

@@ -118,3 +118,40 @@ fn the_container_is_named_and_labelled_for_its_pod_and_attempt() {
     assert_eq!(config.labels[labels::RESTART_COUNT], "2");
     assert_eq!(config.labels[labels::SANDBOX_ID], "sandbox");
 }
+
+#[test]
+fn init_containers_env_from_and_startup_probes_are_refused_by_their_paths() {
+    let cases = [
+        (json!({"envFrom": [{"configMapRef": {"name": "settings"}}]}), vec!["spec.containers[0].envFrom"]),
+        (json!({"startupProbe": {"exec": {"command": ["true"]}}}), vec!["spec.containers[0].startupProbe"]),
+        (json!({}), vec![]),
+    ];
+    for (extra, expected) in cases {
+        let mut container = json!({"name": "c", "image": "i"});
+        container.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let pod = pod(json!([container]), "Always");
+        let spec = &pod.spec.as_ref().unwrap().containers[0];
+        assert_eq!(unsupported_fields(&pod, spec), expected);
+    }
+
+    let mut pod = pod(
+        json!([{"name": "a", "image": "i"}, {"name": "b", "image": "i", "envFrom": [{"secretRef": {"name": "s"}}]}]),
+        "Always",
+    );
+    pod.spec.as_mut().unwrap().init_containers =
+        serde_json::from_value(json!([{"name": "migrate", "image": "i"}])).unwrap();
+    let second = &pod.spec.as_ref().unwrap().containers[1];
+    assert_eq!(unsupported_fields(&pod, second), vec!["spec.initContainers", "spec.containers[1].envFrom"]);
+}
+
+#[test]
+fn a_container_with_an_unsupported_field_is_a_config_error_naming_it() {
+    let err =
+        config_of(json!([{"name": "c", "image": "i", "startupProbe": {"exec": {"command": ["true"]}}}])).unwrap_err();
+    assert!(matches!(err, KubeletError::ContainerConfig(_)));
+    assert_eq!(
+        err.to_string(),
+        "container \"c\": spec.containers[0].startupProbe is not supported by kubelab; the container is not \
+         started rather than run without it"
+    );
+}

@@ -10,13 +10,17 @@
 //! - **phase**, from the container states (`getPhase`): `Pending` while a container has not run, `Running` while
 //!   one runs (or will be restarted), `Succeeded` when all exited 0 and none will restart, `Failed` when all
 //!   exited, one with an error, and none will restart.
-//! - **conditions**: `PodReadyToStartContainers` (the sandbox is up), `Initialized` (init containers are done: we
-//!   have none), `ContainersReady` and `Ready` (every container is ready), `PodScheduled`. A condition's
-//!   `lastTransitionTime` changes only when its status does.
+//! - **initContainerStatuses**: kubelab does not run init containers ([`crate::container_config::unsupported_fields`]);
+//!   each is reported waiting with reason `CreateContainerConfigError` and a message saying so, which
+//!   `kubectl get pods` shows as `Init:CreateContainerConfigError`.
+//! - **conditions**: `PodReadyToStartContainers` (the sandbox is up), `Initialized` (no init container is left to
+//!   run: true unless the pod has some, since we never run them), `ContainersReady` and `Ready` (every container
+//!   is ready), `PodScheduled`. A condition's `lastTransitionTime` changes only when its status does.
 //! - **podIP** (the sandbox's address), **hostIP** (the node's), **startTime** (when the kubelet first saw it).
 //!
 //! The shell writes the result through the `status` subresource only when it differs from what is stored.
 
+use crate::container_config::unsupported_message;
 use crate::probes::{ProbeKind, ProbeResult, ProbeResults};
 use crate::runtime::{ContainerInfo, ContainerState as Runtime};
 use crate::sync::{ObservedPod, should_restart};
@@ -62,9 +66,18 @@ pub fn pod_status(pod: &Pod, observed: &ObservedPod, probes: &ProbeResults, now:
         ),
     };
     let sandbox_up = if observed.ready_sandbox().is_some() { "True" } else { "False" };
+    let init_statuses = init_container_statuses(&spec.init_containers.clone().unwrap_or_default());
+    let (initialized, init_reason, init_message) = match &init_statuses {
+        None => ("True", None, None),
+        Some(init) => {
+            let names: Vec<&str> = init.iter().map(|s| s.name.as_str()).collect();
+            let message = format!("containers with incomplete status: [{}]", names.join(" "));
+            ("False", Some("ContainersNotInitialized"), Some(message))
+        }
+    };
     let conditions = vec![
         condition(&old, "PodReadyToStartContainers", sandbox_up, None, None, now),
-        condition(&old, "Initialized", "True", None, None, now),
+        condition(&old, "Initialized", initialized, init_reason, init_message, now),
         condition(&old, "Ready", ready, reason, message.clone(), now),
         condition(&old, "ContainersReady", ready, reason, message, now),
         condition(&old, "PodScheduled", "True", None, None, now),
@@ -74,6 +87,7 @@ pub fn pod_status(pod: &Pod, observed: &ObservedPod, probes: &ProbeResults, now:
         phase: Some(phase),
         conditions: Some(conditions),
         container_statuses: Some(statuses),
+        init_container_statuses: init_statuses,
         pod_ips: pod_ip.clone().map(|ip| vec![PodIP { ip }]),
         pod_ip,
         host_ips: host_ip.clone().map(|ip| vec![HostIP { ip }]),
@@ -191,6 +205,34 @@ fn container_status(spec: &Container, observed: &ObservedPod, probes: &ProbeResu
     }
     status
 }
+
+// ANCHOR: init_container_statuses
+/// The init containers, all waiting: kubelab never runs them (and so never starts the pod's other containers,
+/// which would otherwise run before what they depend on). `None` for a pod without init containers.
+fn init_container_statuses(init: &[Container]) -> Option<Vec<ContainerStatus>> {
+    if init.is_empty() {
+        return None;
+    }
+    let fields = ["spec.initContainers".to_string()];
+    let statuses = init
+        .iter()
+        .map(|container| ContainerStatus {
+            name: container.name.clone(),
+            image: container.image.clone().unwrap_or_default(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("CreateContainerConfigError".into()),
+                    message: Some(unsupported_message(&container.name, &fields)),
+                }),
+                ..Default::default()
+            }),
+            started: Some(false),
+            ..Default::default()
+        })
+        .collect();
+    Some(statuses)
+}
+// ANCHOR_END: init_container_statuses
 
 /// The terminated state of an exited container (`None` if it has not exited).
 fn terminated(container: &ContainerInfo) -> Option<ContainerStateTerminated> {

@@ -157,3 +157,25 @@ fn container_statuses_are_sorted_by_name_and_count_restarts() {
         status.container_statuses.iter().flatten().map(|c| (c.name.as_str(), c.restart_count)).collect();
     assert_eq!(names, vec![("api", 0), ("web", 4)]);
 }
+
+#[test]
+fn a_pod_with_init_containers_reports_them_waiting_and_is_not_initialized() {
+    let mut pod = one_container_pod("Always");
+    pod.spec.as_mut().unwrap().init_containers =
+        serde_json::from_value(json!([{"name": "migrate", "image": "kubelab/busybox:1"}])).unwrap();
+    let status = status_of(&pod, vec![sandbox("s1", 0)]);
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    let init = &status.init_container_statuses.as_ref().unwrap()[0];
+    assert_eq!(init.name, "migrate");
+    let waiting = init.state.clone().unwrap().waiting.unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CreateContainerConfigError"));
+    assert!(waiting.message.unwrap().starts_with("container \"migrate\": spec.initContainers is not supported"));
+    let initialized = condition_of(&status, "Initialized");
+    assert_eq!(initialized.status, "False");
+    assert_eq!(initialized.reason.as_deref(), Some("ContainersNotInitialized"));
+    assert_eq!(initialized.message.as_deref(), Some("containers with incomplete status: [migrate]"));
+
+    let plain = status_of(&one_container_pod("Always"), vec![sandbox("s1", 0)]);
+    assert_eq!(plain.init_container_statuses, None);
+    assert_eq!(condition_of(&plain, "Initialized").status, "True");
+}
