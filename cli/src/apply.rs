@@ -60,6 +60,7 @@ impl Apply {
     }
 }
 
+// ANCHOR: apply_one
 /// Applies one object; returns `deployment.apps/web` and what happened.
 async fn apply_one(ctx: &Context, document: &Document) -> anyhow::Result<(String, Outcome)> {
     let mut body = document.object.clone();
@@ -108,3 +109,4 @@ async fn apply_one(ctx: &Context, document: &Document) -> anyhow::Result<(String
     };
     Ok((format!("{}/{name}", print::kind_name(resource)), outcome))
 }
+// ANCHOR_END: apply_one

@@ -17,6 +17,7 @@ pub struct Context {
 }
 
 impl Context {
+    // ANCHOR: load
     /// Reads the kubeconfig kubectl would read and builds the client.
     pub fn load(kubeconfig_path: Option<&Path>, namespace_flag: Option<String>) -> anyhow::Result<Context> {
         let access = kubeconfig::load(kubeconfig_path).map_err(|err| match err {
@@ -35,6 +36,7 @@ impl Context {
             namespace: flag.or(access.namespace).unwrap_or_else(|| "default".to_string()),
         })
     }
+    // ANCHOR_END: load
 
     /// The namespace to use for `resource`: `None` for cluster-scoped kinds (nodes, namespaces).
     pub fn namespace_for(&self, resource: &Resource) -> Option<&str> {

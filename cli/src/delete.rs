@@ -177,6 +177,7 @@ impl Delete {
     }
 }
 
+// ANCHOR: wait_until_gone
 /// Waits until the object is gone (or replaced by a new one with the same name: another uid).
 ///
 /// The loop: read the object; if it is absent, done; else watch it from the resourceVersion just read, until a
@@ -230,6 +231,7 @@ async fn wait_until_gone(ctx: &Context, victim: &Victim, label: &str) -> anyhow:
         }
     }
 }
+// ANCHOR_END: wait_until_gone
 
 /// What keeps a deleted object in place: its finalizers, or a graceful deletion the kubelet must confirm.
 fn holding(object: &Value) -> String {

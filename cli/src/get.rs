@@ -140,6 +140,7 @@ impl Get {
         if failed { Err(AlreadyReported.into()) } else { Ok(()) }
     }
 
+    // ANCHOR: fetch_table
     /// One kind's table: the list, or the named objects' rows. Errors about single names are printed and
     /// reported as `false`, so the other names still show.
     async fn fetch_table(&self, ctx: &Context, target: &Target) -> anyhow::Result<(Value, bool)> {
@@ -174,6 +175,7 @@ impl Get {
         }
         Ok((merged.unwrap_or_else(|| json!({"rows": []})), ok))
     }
+    // ANCHOR_END: fetch_table
 
     /// `-w` after a table: each event is a one-row table, printed under the first table's columns.
     async fn follow_table(

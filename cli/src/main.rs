@@ -1,13 +1,14 @@
 //! # kubelab: the command line
 //!
-//! `kubelab` is two things. `kubelab up` starts a cluster in this process (for now: the apiserver) and writes a
-//! kubeconfig for it. Every other command is a small `kubectl`: it reads the kubeconfig, finds the resource the
-//! user names in the shared table (`kubelab_api::resources`) and talks to the apiserver through the shared
-//! client (`kubelab_api::client`), sending what kubectl would send. Put a `kubelab` command next to its
+//! `kubelab` is two things. `kubelab up` starts a whole cluster in this process (apiserver, scheduler,
+//! controller-manager and kubelets: see [`kubelab::cluster`]) and writes a kubeconfig for it. Every other command
+//! is a small `kubectl`: it reads the kubeconfig, finds the resource the user names in the shared table
+//! (`kubelab_api::resources`) and talks to the apiserver through the shared client (`kubelab_api::client`),
+//! sending what kubectl would send. Put a `kubelab` command next to its
 //! `kubectl -v=8` twin and the requests are the same.
 //!
-//! One file per command, each with an `Args` struct (its flags, whose doc comments are the `--help` text) and an
-//! `async fn run`:
+//! One file per command, each with a struct named after it (`Apply`, `Get`...) that derives clap's `Args` (its
+//! flags, whose doc comments are the `--help` text), and an `async fn run`:
 //!
 //! - [`apply`]: server-side apply of manifests, `created`/`configured`/`unchanged`;
 //! - [`get`]: the server-printed table, `-o yaml|json|name|wide`, `-w` to follow changes;
@@ -65,6 +66,7 @@ struct Cli {
     verbose: u8,
 }
 
+// ANCHOR: command
 #[derive(Subcommand, Debug)]
 enum Command {
     Apply(apply::Apply),
@@ -76,6 +78,7 @@ enum Command {
     Rollout(rollout::Rollout),
     Up(up::Up),
 }
+// ANCHOR_END: command
 
 /// Returned by a command that already printed its errors: like kubectl, it went on with the other objects,
 /// and only the exit code (1) is left to report.
@@ -90,6 +93,7 @@ impl std::fmt::Display for AlreadyReported {
 
 impl std::error::Error for AlreadyReported {}
 
+// ANCHOR: main
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -119,6 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout(cmd) => cmd.run(&ctx()?).await,
     }
 }
+// ANCHOR_END: main
 
 /// Logs go to stderr, so that they never mix with the output a user may pipe (`kubelab get -o json | jq`).
 /// `up` logs at info by default, to show what the apiserver does; the other commands only warn.

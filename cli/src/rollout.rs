@@ -136,6 +136,7 @@ fn deployment_target(args: &[String]) -> anyhow::Result<(&'static Resource, Stri
     Ok((target.resource, name.clone()))
 }
 
+// ANCHOR: follow_status
 /// Follows one Deployment until its rollout is done or failed, printing each new progress line.
 ///
 /// An informer's list+watch stream ([`informer::watch_changes`]) narrowed to this one object by a field
@@ -179,6 +180,7 @@ async fn follow_status(ctx: &Context, resource: &'static Resource, name: &str) -
     }
     bail!("the watch of deployment {name:?} ended unexpectedly")
 }
+// ANCHOR_END: follow_status
 
 /// The Deployment, and the ReplicaSets its selector matches (owned by it or not: [`history::revisions`] keeps
 /// those it controls).

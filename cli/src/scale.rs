@@ -34,6 +34,7 @@ pub struct Scale {
     replicas: u32,
 }
 
+// ANCHOR: scale
 impl Scale {
     pub async fn run(self, ctx: &Context) -> anyhow::Result<()> {
         let targets = target::parse(&self.args)?;
@@ -56,3 +57,4 @@ impl Scale {
         Ok(())
     }
 }
+// ANCHOR_END: scale

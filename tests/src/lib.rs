@@ -27,7 +27,7 @@
 //! removed on drop, which also runs while a failed assertion unwinds). So tests run in parallel and never depend
 //! on a service that something else started — the machine's Docker engine aside, which the cluster tests use.
 //!
-//! Book chapter: "The API server and the cluster store" (section "Testing it like a user").
+//! Book chapter: "The API server and the cluster store"; `tests/cli.rs` is also shown in "The kubelab CLI".
 
 pub mod bench;
 pub mod check;

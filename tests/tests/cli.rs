@@ -24,6 +24,7 @@ use tokio::process::Command;
 /// How long one `kubelab` command may run; `rollout status` and `delete` wait for the cluster, the others do not.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
+// ANCHOR: kubelab_binary
 /// The path of the `kubelab` executable, built on first use (see the module documentation).
 fn kubelab_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -44,6 +45,7 @@ fn kubelab_binary() -> &'static Path {
             .expect("cargo reported no kubelab executable")
     })
 }
+// ANCHOR_END: kubelab_binary
 
 /// The `kubelab` binary with one kubeconfig, run in one directory.
 struct Kubelab {

@@ -97,6 +97,7 @@ pub enum Undo {
     AlreadyThere(i64),
 }
 
+// ANCHOR: undo
 /// kubectl's `DeploymentRollbacker`: picks the revision to go back to (`to_revision`, or with 0 the one before
 /// the latest), and builds the patch replacing the Deployment's template and annotations with that revision's.
 ///
@@ -145,6 +146,7 @@ pub fn undo(deployment: &Value, revisions: &[Revision], to_revision: i64) -> Res
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
     ])))
 }
+// ANCHOR_END: undo
 
 /// Removes the `pod-template-hash` label, which belongs to the ReplicaSet, not to the Deployment's template.
 fn remove_hash_label(template: &mut Value) {

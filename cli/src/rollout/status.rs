@@ -14,6 +14,7 @@ pub enum Progress {
     Failed(String),
 }
 
+// ANCHOR: progress
 /// Reads the rollout's state from the Deployment alone, in kubectl's order of checks.
 ///
 /// The first check matters most: `status` describes the spec of generation `status.observedGeneration`. Until
@@ -48,6 +49,7 @@ pub fn progress(deployment: &Value) -> Progress {
     }
     Progress::Done(format!("deployment {name:?} successfully rolled out"))
 }
+// ANCHOR_END: progress
 
 #[cfg(test)]
 mod tests {
