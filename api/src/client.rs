@@ -24,8 +24,9 @@
 //!
 //! - this file: the [`Client`], its errors, and the verbs on whole objects (get, list, create, replace, patch,
 //!   delete), plain and typed;
-//! - `client/params.rs`: the options a request carries ([`ListParams`], [`PatchType`], [`PatchParams`],
-//!   [`PropagationPolicy`]) and the query parameters they become;
+//! - `client/params.rs`: the options a request carries ([`ListParams`], [`PatchParams`], [`PropagationPolicy`])
+//!   and the query parameters they become ([`PatchType`] itself lives in [`crate::patch`], shared with the
+//!   apiserver);
 //! - `client/subresource.rs`: `/status`, `/binding`, `/scale`, four methods sharing one body;
 //! - `client/watch.rs`: a watch as a stream of [`WatchEvent`]s, with the [`LineSplitter`] that reassembles the lines of
 //!   a chunked response;
@@ -39,7 +40,8 @@ mod request;
 mod subresource;
 mod watch;
 
-pub use params::{Deleted, FieldValidation, ListParams, PatchParams, PatchType, PropagationPolicy};
+pub use crate::patch::PatchType;
+pub use params::{Deleted, FieldValidation, ListParams, PatchParams, PropagationPolicy};
 pub use request::{api_error_from_body, build_url};
 pub use watch::{LineSplitter, WatchEvent, WatchEventType, WatchStream};
 

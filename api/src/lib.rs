@@ -11,13 +11,17 @@
 //! - [`status`]: errors in Kubernetes' own `Status` form;
 //! - [`selectors`]: label selectors and field selectors;
 //! - [`object`]: small helpers to read and write the metadata of a JSON object;
-//! - [`client`] and [`kubeconfig`]: how a component or the CLI talks to the apiserver;
+//! - [`patch`]: the four patch languages, named once for the client and the apiserver;
+//! - [`time`]: the current time and an age as `kubectl get` prints it;
+//! - [`client`] and [`kubeconfig`]: how a component or the CLI talks to the apiserver, and [`component`]: the
+//!   logging and connecting every component's `main` starts with;
 //! - [`informer`]: list + watch + a local cache, how every component follows the cluster.
 //!
 //! The object types themselves are not redefined: they are the `k8s-openapi` types, so the wire format is
 //! exactly Kubernetes'.
 
 pub mod client;
+pub mod component;
 pub mod defaults;
 pub mod events;
 pub mod informer;
@@ -25,11 +29,13 @@ pub mod kinds;
 pub mod kubeconfig;
 pub mod names;
 pub mod object;
+pub mod patch;
 pub mod quantity;
 pub mod resources;
 pub mod selectors;
 pub mod status;
 pub mod taints;
+pub mod time;
 pub mod validation;
 
 pub use k8s_openapi;

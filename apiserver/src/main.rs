@@ -25,12 +25,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    kubelab_api::component::init_tracing();
     let args = Args::parse();
     let mut config = kubelab_apiserver::Config::new(SocketAddr::new(args.bind_address, args.port), args.data_dir);
     config.etcd_servers = args.etcd_servers;

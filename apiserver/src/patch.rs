@@ -31,41 +31,9 @@ mod strategic;
 use kubelab_api::ApiError;
 use serde_json::Value;
 
-/// The patch languages the apiserver understands, named after their `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchType {
-    /// RFC 6902: a list of `add`/`remove`/`replace`/`move`/`copy`/`test` operations on JSON pointers.
-    Json,
-    /// RFC 7386: a partial object; `null` deletes a field, and any list is replaced whole.
-    Merge,
-    /// Kubernetes' strategic merge patch: like `Merge`, but lists such as `containers` merge by key.
-    StrategicMerge,
-    /// Server-side apply: the user's whole intended configuration, YAML or JSON.
-    Apply,
-}
-
-impl PatchType {
-    /// Every patch type, in the order the apiserver advertises them (e.g. in an error for an unknown one).
-    pub const ALL: [PatchType; 4] = [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge, PatchType::Apply];
-
-    /// Reads the request's `Content-Type`. Parameters such as `; charset=utf-8` are ignored, as is case,
-    /// because media types are case-insensitive and clients do add a charset.
-    pub fn from_content_type(content_type: &str) -> Option<PatchType> {
-        let media_type = content_type.split_once(';').map_or(content_type, |(media_type, _)| media_type);
-        let media_type = media_type.trim();
-        PatchType::ALL.into_iter().find(|patch_type| patch_type.content_type().eq_ignore_ascii_case(media_type))
-    }
-
-    /// The `Content-Type` that names this patch type.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            PatchType::Json => "application/json-patch+json",
-            PatchType::Merge => "application/merge-patch+json",
-            PatchType::StrategicMerge => "application/strategic-merge-patch+json",
-            PatchType::Apply => "application/apply-patch+yaml",
-        }
-    }
-}
+/// The patch languages, named after their `Content-Type`: one enum for the client that sends a patch and the
+/// apiserver that reads it.
+pub use kubelab_api::patch::PatchType;
 
 // ANCHOR: apply
 /// Applies a patch `body` to the `original` object and returns the patched object.

@@ -1,9 +1,10 @@
 //! Small things printed the way kubectl prints them: errors, object names, ages, YAML.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use kubelab_api::ApiError;
 use kubelab_api::client::ClientError;
 use kubelab_api::resources::Resource;
+use kubelab_api::time::human_duration;
 use serde_json::Value;
 
 /// `deployment.apps` or, for the core group, `pod`: how kubectl names a kind in `deployment.apps/web created`.
@@ -69,58 +70,6 @@ pub fn age(timestamp: &str, now: DateTime<Utc>) -> String {
     }
 }
 
-/// kubectl's `duration.HumanDuration`: precise when recent (`95s`, `3m20s`), coarser as time passes (`5h`, `12d`).
-pub fn human_duration(d: TimeDelta) -> String {
-    let seconds = d.num_seconds();
-    if seconds < -1 {
-        return "<invalid>".into();
-    }
-    if seconds < 0 {
-        return "0s".into();
-    }
-    if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = seconds / 60;
-    if minutes < 10 {
-        return match seconds % 60 {
-            0 => format!("{minutes}m"),
-            s => format!("{minutes}m{s}s"),
-        };
-    }
-    if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = minutes / 60;
-    if hours < 8 {
-        return match minutes % 60 {
-            0 => format!("{hours}h"),
-            m => format!("{hours}h{m}m"),
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    let days = hours / 24;
-    if hours < 24 * 8 {
-        return match hours % 24 {
-            0 => format!("{days}d"),
-            h => format!("{days}d{h}h"),
-        };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{days}d");
-    }
-    let years = days / 365;
-    if hours < 24 * 365 * 8 {
-        return match days % 365 {
-            0 => format!("{years}y"),
-            d => format!("{years}y{d}d"),
-        };
-    }
-    format!("{years}y")
-}
-
 /// An object (or a list) as YAML, as `-o yaml` prints it.
 pub fn to_yaml(value: &Value) -> anyhow::Result<String> {
     Ok(serde_saphyr::to_string(value)?)
@@ -129,6 +78,7 @@ pub fn to_yaml(value: &Value) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeDelta;
 
     #[test]
     fn ages_read_like_kubectl() {

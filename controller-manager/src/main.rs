@@ -1,9 +1,7 @@
 //! `kubelab-controller-manager`: the controllers as a process of their own, as on the course VMs.
 //! `kubelab up` runs the same [`kubelab_controller_manager::run`] in-process.
 
-use anyhow::Context;
 use clap::Parser;
-use kubelab_api::client::Client;
 use kubelab_controller_manager::{Config, leader};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,21 +45,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let client = match &args.server {
-        Some(server) => Client::new(server)?,
-        None => {
-            let access = kubelab_api::kubeconfig::load(args.kubeconfig.as_deref())
-                .context("finding the apiserver (pass --server or --kubeconfig)")?;
-            Client::from_access(&access)?
-        }
-    };
+    let client = kubelab_api::component::connect(args.server.as_deref(), args.kubeconfig.as_deref())?;
     let config = Config {
         replicaset_workers: args.concurrent_replicaset_syncs,
         deployment_workers: args.concurrent_deployment_syncs,

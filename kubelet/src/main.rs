@@ -1,9 +1,7 @@
 //! `kubelab-kubelet`: the kubelet as a process of its own, as on the course VMs. `kubelab up` runs the same
 //! code in-process, one per simulated node.
 
-use anyhow::Context;
 use clap::Parser;
-use kubelab_api::client::Client;
 use kubelab_kubelet::Config;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -40,15 +38,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let access = kubelab_api::kubeconfig::load(args.kubeconfig.as_deref())?;
-    let client = Client::from_access(&access).context("cannot use the kubeconfig's server")?;
+    let client = kubelab_api::component::connect(None, args.kubeconfig.as_deref())?;
     let mut config = Config::new(args.node_name, client, args.address, args.pod_cidr, args.data_dir);
     config.port = args.port;
     config.read_only_port = args.read_only_port;

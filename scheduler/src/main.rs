@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use clap::Parser;
-use kubelab_api::client::Client;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,21 +34,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let client = match &args.server {
-        Some(server) => Client::new(server)?,
-        None => {
-            let access = kubelab_api::kubeconfig::load(args.kubeconfig.as_deref())
-                .context("cannot find the apiserver: pass --server or --kubeconfig")?;
-            Client::from_access(&access)?
-        }
-    };
+    let client = kubelab_api::component::connect(args.server.as_deref(), args.kubeconfig.as_deref())?;
     let seconds = |value: f64, flag: &str| {
         Duration::try_from_secs_f64(value).with_context(|| format!("--{flag} must be a positive number of seconds"))
     };

@@ -43,31 +43,6 @@ impl ListParams {
     }
 }
 
-/// The four ways to patch an object; each is a different `Content-Type` on a `PATCH` request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchType {
-    /// RFC 6902 list of operations: `[{"op":"replace","path":"/spec/replicas","value":3}]`.
-    Json,
-    /// RFC 7386: the body is merged into the object; `null` deletes; lists are replaced whole.
-    Merge,
-    /// Kubernetes' merge that merges lists by key (containers by `name`), what `kubectl apply` sends.
-    StrategicMerge,
-    /// Server-side apply: the body is the full intent of one field manager; creates the object if missing.
-    Apply,
-}
-
-impl PatchType {
-    /// The `Content-Type` header that tells the apiserver how to read the body.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            PatchType::Json => "application/json-patch+json",
-            PatchType::Merge => "application/merge-patch+json",
-            PatchType::StrategicMerge => "application/strategic-merge-patch+json",
-            PatchType::Apply => "application/apply-patch+yaml",
-        }
-    }
-}
-
 /// What the server does with fields it does not know (`fieldValidation=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldValidation {
@@ -82,7 +57,7 @@ pub enum FieldValidation {
 /// Options of a patch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PatchParams {
-    /// Who owns the fields this patch sets (required for [`PatchType::Apply`]), e.g. `kubelab`.
+    /// Who owns the fields this patch sets (required for [`crate::patch::PatchType::Apply`]), e.g. `kubelab`.
     pub field_manager: Option<String>,
     /// Unknown fields: the server's default (`Warn`) when `None`.
     pub field_validation: Option<FieldValidation>,

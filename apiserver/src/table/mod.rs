@@ -26,7 +26,6 @@
 //! different `apiVersion`), and the long field documentation Kubernetes puts in column descriptions (kubectl
 //! never shows it; ours are one line).
 
-mod duration;
 mod event;
 mod format;
 mod node;
@@ -35,7 +34,8 @@ mod service;
 mod simple;
 mod workloads;
 
-pub use duration::human_duration;
+/// An age as `kubectl get` prints it; one copy for these tables and the CLI.
+pub use kubelab_api::time::human_duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use kubelab_api::Resource;
