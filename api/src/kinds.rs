@@ -7,6 +7,7 @@
 use crate::defaults::Defaults;
 use crate::status::Cause;
 use crate::validation::Validate;
+use k8s_openapi::schemars::{JsonSchema, SchemaGenerator};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use std::marker::PhantomData;
@@ -20,6 +21,11 @@ pub trait Rules: Sync + Send {
 
     /// Checks a decoded object; `old` is the stored object on updates, for immutable fields.
     fn validate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause>;
+
+    /// Adds the OpenAPI schema of this kind, and of every type it uses, to `generator`'s definitions and returns
+    /// its name (`io.k8s.api.apps.v1.Deployment`). The schemas are those k8s-openapi generates from Kubernetes'
+    /// own OpenAPI document, descriptions included: what the apiserver publishes for `kubectl explain`.
+    fn schema(&self, generator: &mut SchemaGenerator) -> String;
 
     /// [`Rules::decode`] then [`Rules::validate`], in one pass through the typed form (what the apiserver does
     /// on every write).
@@ -77,8 +83,13 @@ where
 
 impl<K> Rules for Typed<K>
 where
-    K: DeserializeOwned + Serialize + Defaults + Validate,
+    K: DeserializeOwned + Serialize + Defaults + Validate + JsonSchema,
 {
+    fn schema(&self, generator: &mut SchemaGenerator) -> String {
+        generator.subschema_for::<K>();
+        K::schema_name().into_owned()
+    }
+
     fn decode(&self, object: Value) -> Result<Decoded, DecodeError> {
         let (mut typed, unknown_fields) = Self::read(object)?;
         typed.apply_defaults();

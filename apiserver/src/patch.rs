@@ -28,6 +28,8 @@
 
 mod strategic;
 
+pub(crate) use strategic::patch_extensions;
+
 use kubelab_api::ApiError;
 use serde_json::Value;
 

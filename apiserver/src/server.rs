@@ -2,8 +2,9 @@
 //!
 //! Besides resources, a Kubernetes apiserver answers a handful of fixed paths that clients rely on:
 //! `/version` (kubectl checks it first), `/healthz`, `/livez`, `/readyz`, the discovery documents
-//! (`/api`, `/apis`, ...), which tell clients what resources exist, and `/openapi/v3`, which kubectl reads to
-//! validate manifests.
+//! (`/api`, `/apis`, ...), which tell clients what resources exist, and `/openapi/v2` and `/openapi/v3`, which
+//! kubectl reads to validate manifests, build patches and explain fields. Every path is answered with or without
+//! a trailing slash, as Kubernetes does.
 
 use crate::registry::Registry;
 use crate::rest::{self, AppState, error_response, json_response};
@@ -153,19 +154,44 @@ async fn create_system_namespaces(registry: &Registry) {
 
 /// Every route the apiserver serves.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/version", get(version))
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/api", get(discovery_core))
         .route("/apis", get(discovery_groups))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(|| async { json_response(StatusCode::OK, &openapi::index(), &[]) }))
         .route("/openapi/v3/{*path}", get(openapi_document))
         .fallback(resource_or_legacy_discovery)
+        .with_state(state);
+    // The trailing slash goes before routing, so an outer router runs the middleware and hands every request on.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(trim_trailing_slash))
         .layer(middleware::from_fn(log_request))
-        .with_state(state)
 }
+
+// ANCHOR: trailing_slash
+/// `/version/`, `/api/`, `/apis/apps/v1/`, `/api/v1/namespaces/default/pods/`: Kubernetes answers every path with
+/// or without a trailing slash (the Python client asks for `/version/`), so the slash is dropped before routing.
+async fn trim_trailing_slash(mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let rewritten = match request.uri().query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(uri) = rewritten.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    next.run(request).await
+}
+// ANCHOR_END: trailing_slash
 
 /// kubectl's dispatcher on these machines picks its built-in 1.32 when the minor version is "32".
 async fn version() -> Response {
@@ -222,10 +248,23 @@ fn server_address(headers: &HeaderMap) -> String {
     headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1:6443").to_string()
 }
 
+// ANCHOR: openapi_v2
+/// `/openapi/v2`: protobuf when the client asks for it (client-go's `OpenAPISchema()`, kubectl 1.27 and 1.28
+/// do), JSON otherwise.
+async fn openapi_v2(headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains(openapi::V2_PROTOBUF) {
+        (StatusCode::OK, [(header::CONTENT_TYPE, openapi::V2_PROTOBUF_RESPONSE)], openapi::v2_protobuf()).into_response()
+    } else {
+        json_response(StatusCode::OK, openapi::v2_json(), &[])
+    }
+}
+// ANCHOR_END: openapi_v2
+
 async fn openapi_document(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches("/openapi/v3/");
     match openapi::group_version_document(path) {
-        Some(doc) => json_response(StatusCode::OK, &doc, &[]),
+        Some(doc) => json_response(StatusCode::OK, doc, &[]),
         None => error_response(ApiError::no_such_path(uri.path())),
     }
 }

@@ -1,62 +1,106 @@
-//! OpenAPI v3: just enough description of the API for `kubectl apply` to trust the server.
+//! OpenAPI: the complete description of the API, for `kubectl apply`, `kubectl explain` and every other client.
 //!
-//! Before `kubectl apply -f` (or `create -f`) sends a manifest, it wants to check it for misspelled fields.
-//! It can do that itself, against schemas, or hand the job to the apiserver with `fieldValidation=Strict` —
-//! which kubelab does, through the typed decode of each kind. kubectl decides by reading `/openapi/v3` (this
-//! module) and, failing that, `/openapi/v2`; if neither exists it refuses to apply without `--validate=false`.
-//!
-//! How kubectl 1.32 decides (`supportsQueryParamV3` in `k8s.io/cli-runtime/pkg/resource`): in the document of
-//! the manifest's group version, it looks for the PATCH operation tagged with the manifest's
-//! `x-kubernetes-group-version-kind`, and checks that one of its parameters is named `fieldValidation`. Only the
-//! first such operation counts, so each kind here has exactly one PATCH, on its object path:
+//! A Kubernetes apiserver publishes the schema of every kind it serves, in two forms:
 //!
 //! ```text
 //! GET /openapi/v3                → {"paths":{"apis/apps/v1":{"serverRelativeURL":"/openapi/v3/apis/apps/v1?hash=…"}}}
-//! GET /openapi/v3/apis/apps/v1   → {"paths":{"/apis/apps/v1/namespaces/{namespace}/deployments/{name}":{"patch":{
-//!                                     "parameters":[…,{"name":"fieldValidation","in":"query",…}],
-//!                                     "x-kubernetes-group-version-kind":{"group":"apps","version":"v1","kind":"Deployment"}}}}}
+//! GET /openapi/v3/apis/apps/v1   → one OpenAPI 3.0 document per group version: paths and components.schemas
+//! GET /openapi/v2                → one Swagger 2.0 document for everything (JSON, or protobuf when asked)
 //! ```
 //!
-//! The `hash` lets clients cache a document forever: it is derived from the document's content, so it changes
-//! exactly when the document does. (Kubernetes serves a document whose `hash` matches with
+//! Clients use them for three things:
+//! - **Validation.** Before `kubectl apply -f` sends a manifest, it looks in the document of the manifest's group
+//!   version for the PATCH operation tagged with the manifest's `x-kubernetes-group-version-kind`; if that
+//!   operation accepts a `fieldValidation` parameter, kubectl sends `fieldValidation=Strict` and lets the server
+//!   report unknown fields (kubelab does, through the typed decode of each kind). With no document at all,
+//!   kubectl refuses to apply without `--validate=false`.
+//! - **Patches.** kubectl 1.27 and 1.28 compute the strategic merge patch of `kubectl apply` from the v2 schemas,
+//!   whose `x-kubernetes-patch-merge-key` says that `containers` merge by `name`; they read v2 in protobuf only
+//!   ([`gnostic`]), and without it they fail with "the server could not find the requested resource".
+//! - **`kubectl explain`** walks the v3 schemas from the kind's root (`io.k8s.api.apps.v1.Deployment`, found by its
+//!   `x-kubernetes-group-version-kind`) field by field, printing each one's type and description.
+//!
+//! The schemas are generated from k8s-openapi ([`schemas`]), the operations from the resource table ([`paths`]).
+//! Both documents are built once, on first use, and kept: they never change while the server runs.
+//!
+//! The index's `hash` lets clients cache a document forever: it is derived from the document's content, so it
+//! changes exactly when the document does. (Kubernetes serves a document whose `hash` matches with
 //! `Cache-Control: public, immutable`.)
 //!
-//! One deliberate omission: PATCH operations do not list `application/strategic-merge-patch+json` among their
-//! request bodies, although the server accepts it. If they did, kubectl would compute its strategic merge patches
-//! from *our* schemas, which do not carry merge keys (`containers` merge by `name`); without it, kubectl uses the
-//! schemas compiled into it, which do — and sends exactly the patch it sends to a real cluster.
+//! One deliberate omission: v3 PATCH operations do not list `application/strategic-merge-patch+json` among their
+//! request bodies, although the server accepts it. If they did, kubectl 1.29 and later would compute their
+//! strategic merge patches from our v3 schemas; without it, they use the schemas compiled into them, which carry
+//! the very same merge keys, so they send exactly the patch they send to a real cluster.
 //!
-//! What we leave out: the real object schemas (each kind has a one-level schema, so `kubectl explain pod` shows
-//! the top fields only), subresource paths, watch and deletecollection operations, and `/openapi/v2`.
+//! What we leave out: subresource paths (`/status`, `/scale`), watch and deletecollection operations, the
+//! `x-kubernetes-list-type`/`-map-keys` extensions, `default` values in schemas, and the `Cache-Control`/`ETag`
+//! headers.
+
+mod gnostic;
+mod paths;
+mod schemas;
 
 use crate::discovery::{group_versions, resources_of};
-use kubelab_api::Resource;
+use kubelab_api::resources::RESOURCES;
 use serde_json::{Map, Value, json};
+use std::sync::LazyLock;
 
-/// The `/openapi/v3` index: where to fetch the document of each group version, with its content hash.
-pub fn index() -> Value {
-    let paths: Map<String, Value> = group_versions()
+/// The media type client-go asks for to get `/openapi/v2` in protobuf.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+/// The media type Kubernetes answers it with: the same with a `.` for the `@`, which is not allowed in a media
+/// type (Go's `mime.ParseMediaType`, which client-go applies to every response, refuses it).
+pub const V2_PROTOBUF_RESPONSE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// Every document, built on first use.
+struct Documents {
+    /// `(index key, document, hash)` per group version: `("apis/apps/v1", {...}, "3F2A…")`.
+    v3: Vec<(String, Value, String)>,
+    v2_json: Value,
+    v2_protobuf: Vec<u8>,
+}
+
+static DOCUMENTS: LazyLock<Documents> = LazyLock::new(|| {
+    let v3 = group_versions()
         .into_iter()
         .flat_map(|(group, versions)| versions.into_iter().map(move |version| (group, version)))
         .map(|(group, version)| {
-            let key = group_version_key(group, version);
-            let url = format!("/openapi/v3/{key}?hash={}", hash(&document(group, version)));
-            (key, json!({"serverRelativeURL": url}))
+            let document = v3_document(group, version);
+            let hash = hash(&document);
+            (group_version_key(group, version), document, hash)
         })
+        .collect();
+    let v2_json = v2_document();
+    let v2_protobuf = gnostic::encode(&v2_json);
+    Documents { v3, v2_json, v2_protobuf }
+});
+
+/// The `/openapi/v3` index: where to fetch the document of each group version, with its content hash.
+pub fn index() -> Value {
+    let paths: Map<String, Value> = DOCUMENTS
+        .v3
+        .iter()
+        .map(|(key, _, hash)| (key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")})))
         .collect();
     json!({"paths": paths})
 }
 
 /// The document of one group version: `path` is a key of the index (`api/v1`, `apis/apps/v1`), with or
 /// without a leading `/openapi/v3/`. `None` for a group version we do not serve (404).
-pub fn group_version_document(path: &str) -> Option<Value> {
+pub fn group_version_document(path: &str) -> Option<&'static Value> {
     let path = path.trim_start_matches('/');
     let key = path.strip_prefix("openapi/v3/").unwrap_or(path);
-    group_versions()
-        .into_iter()
-        .flat_map(|(group, versions)| versions.into_iter().map(move |version| (group, version)))
-        .find(|(group, version)| group_version_key(group, version) == key)
-        .map(|(group, version)| document(group, version))
+    DOCUMENTS.v3.iter().find(|(k, _, _)| k == key).map(|(_, document, _)| document)
+}
+
+/// `/openapi/v2` as JSON.
+pub fn v2_json() -> &'static Value {
+    &DOCUMENTS.v2_json
+}
+
+/// `/openapi/v2` as gnostic protobuf ([`V2_PROTOBUF`]).
+pub fn v2_protobuf() -> &'static [u8] {
+    &DOCUMENTS.v2_protobuf
 }
 
 /// A stable hash of a document's content: FNV-1a (64 bits) of its JSON text, in upper-case hex.
@@ -75,218 +119,31 @@ fn group_version_key(group: &str, version: &str) -> String {
     if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
-/// The OpenAPI document of one group version: the paths of its kinds and a schema per kind.
-fn document(group: &str, version: &str) -> Value {
-    let mut paths = Map::new();
-    let mut schemas = Map::new();
-    for resource in resources_of(group, version) {
-        let (collection, object) = paths_of(resource);
-        paths.insert(resource_path(resource, false), collection);
-        paths.insert(resource_path(resource, true), object);
-        schemas.insert(schema_name(resource, resource.kind), kind_schema(resource));
-        let list_kind = resource.list_kind();
-        schemas.insert(schema_name(resource, &list_kind), list_schema(resource));
-    }
+// ANCHOR: documents
+/// The OpenAPI v3 document of one group version: the paths of its kinds and the schemas they use.
+fn v3_document(group: &str, version: &str) -> Value {
+    let paths: Map<String, Value> = resources_of(group, version).flat_map(paths::path_items).collect();
+    let schemas = schemas::to_v3(&schemas::definitions(resources_of(group, version)));
     json!({
         "openapi": "3.0.0",
-        "info": {"title": "kubelab", "version": "unversioned"},
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
         "paths": paths,
         "components": {"schemas": schemas},
     })
 }
 
-/// `/apis/apps/v1/namespaces/{namespace}/deployments`, and `.../{name}` for one object.
-fn resource_path(resource: &Resource, object: bool) -> String {
-    let namespace = if resource.namespaced { "/namespaces/{namespace}" } else { "" };
-    let name = if object { "/{name}" } else { "" };
-    format!("{}{namespace}/{}{name}", resource.group_version_path(), resource.plural)
-}
-
-/// The operations on the collection (list, create) and on one object (read, replace, patch, delete).
-fn paths_of(resource: &Resource) -> (Value, Value) {
-    let mut scope = Vec::new();
-    if resource.namespaced {
-        scope.push(path_parameter("namespace", "object name and auth scope, such as for teams and projects"));
-    }
-    let mut object_scope = scope.clone();
-    object_scope.push(path_parameter("name", &format!("name of the {}", resource.kind)));
-
-    let kind = resource.kind;
-    let object_body =
-        json!({"content": {"application/json": {"schema": schema_ref(resource, kind)}}, "required": true});
-    // No strategic merge patch here: see the module documentation.
-    let patch_body = json!({
-        "content": {
-            "application/json-patch+json": {"schema": {"type": "object"}},
-            "application/merge-patch+json": {"schema": {"type": "object"}},
-            "application/apply-patch+yaml": {"schema": {"type": "object"}},
-        },
-        "required": true,
-    });
-    let writes = || vec![field_manager(), field_validation()];
-    let mut patch_parameters = writes();
-    patch_parameters.push(query_parameter(
-        "force",
-        "Force is going to \"force\" Apply requests: it re-acquires conflicting fields owned by other managers.",
-        "boolean",
-    ));
-
-    let list_kind = resource.list_kind();
-    let collection = json!({
-        "parameters": scope,
-        "get": operation(resource, "list", &format!("list objects of kind {kind}"), vec![], None, &list_kind),
-        "post": operation(resource, "post", &format!("create a {kind}"), writes(), Some(object_body.clone()), kind),
-    });
-    let object = json!({
-        "parameters": object_scope,
-        "get": operation(resource, "get", &format!("read the specified {kind}"), vec![], None, kind),
-        "put": operation(resource, "put", &format!("replace the specified {kind}"), writes(), Some(object_body), kind),
-        "patch": operation(resource, "patch", &format!("partially update the specified {kind}"), patch_parameters,
-            Some(patch_body), kind),
-        "delete": operation(resource, "delete", &format!("delete a {kind}"), vec![], None, kind),
-    });
-    (collection, object)
-}
-
-/// One operation, tagged with the kind it acts on: the tag is what kubectl looks for.
-fn operation(
-    resource: &Resource,
-    action: &str,
-    description: &str,
-    parameters: Vec<Value>,
-    request_body: Option<Value>,
-    response_kind: &str,
-) -> Value {
-    let mut operation = json!({
-        "tags": [tag(resource)],
-        "description": description,
-        "operationId": operation_id(resource, action),
-        "parameters": parameters,
-        "responses": {"200": {"description": "OK",
-            "content": {"application/json": {"schema": schema_ref(resource, response_kind)}}}},
-        "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": resource.group, "version": resource.version, "kind": resource.kind},
-    });
-    if let Some(body) = request_body {
-        operation["requestBody"] = body;
-    }
-    operation
-}
-
-/// The parameter kubectl checks for: the server reports unknown fields when asked `fieldValidation=Strict`.
-fn field_validation() -> Value {
-    query_parameter(
-        "fieldValidation",
-        "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing \
-        unknown or duplicate fields. Valid values are: Ignore (drop them silently), Warn (drop them with a warning), \
-        Strict (fail the request with a BadRequest error listing them).",
-        "string",
-    )
-}
-
-/// Who makes the change, for server-side apply's field ownership.
-fn field_manager() -> Value {
-    query_parameter(
-        "fieldManager",
-        "fieldManager is a name associated with the actor or entity that is making these changes.",
-        "string",
-    )
-}
-
-fn query_parameter(name: &str, description: &str, kind: &str) -> Value {
-    json!({"name": name, "in": "query", "description": description, "schema": {"type": kind, "uniqueItems": true}})
-}
-
-fn path_parameter(name: &str, description: &str) -> Value {
-    json!({"name": name, "in": "path", "description": description, "required": true,
-           "schema": {"type": "string", "uniqueItems": true}})
-}
-
-/// `io.k8s.api.apps.v1.Deployment`: Kubernetes' name for the schema of a kind.
-fn schema_name(resource: &Resource, kind: &str) -> String {
-    format!("io.k8s.api.{}.{}.{kind}", package(resource), resource.version)
-}
-
-fn schema_ref(resource: &Resource, kind: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{}", schema_name(resource, kind))})
-}
-
-/// The Go package of a group: `core` for the core group, `coordination` for `coordination.k8s.io`.
-fn package(resource: &Resource) -> &'static str {
-    match resource.group.split('.').next() {
-        Some("") | None => "core",
-        Some(first) => first,
-    }
-}
-
-/// `apps_v1`, `core_v1`: how Kubernetes groups operations.
-fn tag(resource: &Resource) -> String {
-    format!("{}_{}", package(resource), resource.version)
-}
-
-/// `patchAppsV1NamespacedDeployment`, `readCoreV1Node`: Kubernetes' operation names.
-fn operation_id(resource: &Resource, action: &str) -> String {
-    let verb = match action {
-        "get" => "read",
-        "put" => "replace",
-        "post" => "create",
-        other => other,
-    };
-    let namespaced = if resource.namespaced { "Namespaced" } else { "" };
-    format!("{verb}{}{}{namespaced}{}", capitalize(package(resource)), capitalize(resource.version), resource.kind)
-}
-
-fn capitalize(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-}
-
-/// The fields every kind has, described as Kubernetes describes them.
-fn type_meta_properties() -> Map<String, Value> {
-    let mut properties = Map::new();
-    properties.insert(
-        "apiVersion".into(),
-        json!({"type": "string", "description": "APIVersion defines the \
-        versioned schema of this representation of an object. Servers should convert recognized schemas to the \
-        latest internal value, and may reject unrecognized values."}),
-    );
-    properties.insert(
-        "kind".into(),
-        json!({"type": "string", "description": "Kind is a string value \
-        representing the REST resource this object represents. Servers may infer this from the endpoint the \
-        client submits requests to. Cannot be updated. In CamelCase."}),
-    );
-    properties
-}
-
-/// The schema of a kind: its type fields and metadata, tagged with its group, version and kind (as a list:
-/// a schema may serve several kinds) so that `kubectl explain` finds it.
-fn kind_schema(resource: &Resource) -> Value {
-    let mut properties = type_meta_properties();
-    properties.insert("metadata".into(), json!({"type": "object", "description": "Standard object's metadata."}));
+/// The Swagger 2.0 document: every group version in one, the same operations and schemas in v2's words.
+fn v2_document() -> Value {
+    let paths: Map<String, Value> =
+        RESOURCES.iter().flat_map(paths::path_items).map(|(path, item)| (path, paths::to_v2(&item))).collect();
     json!({
-        "description": format!("{} {} (kubelab publishes the top level of the schema only).", resource.api_version(),
-            resource.kind),
-        "type": "object",
-        "properties": properties,
-        "x-kubernetes-group-version-kind": [{"group": resource.group, "version": resource.version, "kind": resource.kind}],
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "definitions": schemas::definitions(RESOURCES),
     })
 }
-
-/// The schema of a list of the kind: `DeploymentList`, whose `items` are Deployments.
-fn list_schema(resource: &Resource) -> Value {
-    let list_kind = resource.list_kind();
-    let mut properties = type_meta_properties();
-    properties.insert("metadata".into(), json!({"type": "object", "description": "Standard list metadata."}));
-    properties.insert("items".into(), json!({"type": "array", "items": schema_ref(resource, resource.kind)}));
-    json!({
-        "description": format!("{list_kind} is a list of {}.", resource.kind),
-        "type": "object",
-        "required": ["items"],
-        "properties": properties,
-        "x-kubernetes-group-version-kind": [{"group": resource.group, "version": resource.version, "kind": list_kind}],
-    })
-}
+// ANCHOR_END: documents
 
 #[cfg(test)]
 mod tests {
@@ -365,6 +222,26 @@ mod tests {
         assert_eq!(nodes["get"]["operationId"], "listCoreV1Node");
         let leases = group_version_document("apis/coordination.k8s.io/v1").unwrap();
         assert!(leases["components"]["schemas"].get("io.k8s.api.coordination.v1.LeaseList").is_some());
+    }
+
+    #[test]
+    fn v2_has_every_kind_with_its_patch_operation_and_decodes_from_protobuf() {
+        use prost::Message;
+        let v2 = v2_json();
+        assert_eq!(v2["swagger"], "2.0");
+        let definitions = v2["definitions"].as_object().unwrap();
+        for resource in RESOURCES {
+            let tagged = definitions.values().any(|schema| {
+                schema["x-kubernetes-group-version-kind"][0]["kind"] == resource.kind
+                    && schema["x-kubernetes-group-version-kind"][0]["group"] == resource.group
+            });
+            assert!(tagged, "{}", resource.kind);
+        }
+        let patch = &v2["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+        let decoded = gnostic::Document::decode(v2_protobuf()).unwrap();
+        assert_eq!(decoded.definitions.unwrap().additional_properties.len(), definitions.len());
+        assert_eq!(decoded.paths.unwrap().path.len(), RESOURCES.len() * 2);
     }
 
     #[test]

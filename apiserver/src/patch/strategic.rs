@@ -119,6 +119,17 @@ fn list_kind(within: &str, field: &str) -> ListKind {
 }
 // ANCHOR_END: merge_lists
 
+/// The same table as OpenAPI publishes it: `x-kubernetes-patch-strategy` (`merge`) and, for keyed lists,
+/// `x-kubernetes-patch-merge-key`; `None` for an atomic list. Clients that compute strategic merge patches from
+/// the published schemas (kubectl 1.27 and 1.28 do) then merge exactly as this module does.
+pub(crate) fn patch_extensions(within: &str, field: &str) -> Option<(&'static str, Option<&'static str>)> {
+    match list_kind(within, field) {
+        ListKind::Atomic => None,
+        ListKind::ByKey(key) => Some(("merge", Some(key))),
+        ListKind::Set => Some(("merge", None)),
+    }
+}
+
 impl ListKind {
     /// What identifies an element when lists are compared: a field of it, or (for sets) the element itself.
     fn key(self) -> Option<&'static str> {
