@@ -47,6 +47,9 @@ pub struct Config {
     pub sync_period: Duration,
     /// How crashing containers and failing image pulls are retried: 10 s doubling to 5 min.
     pub backoff: BackOffPolicy,
+    /// The image of every pod's sandbox (Kubernetes' `--pod-infra-container-image`): `kubelab/pause:1`, built
+    /// locally. Tests replace it with one that cannot run.
+    pub pod_infra_container_image: String,
 }
 
 impl Config {
@@ -75,6 +78,7 @@ impl Config {
             node_status_report_frequency: Duration::from_secs(300),
             sync_period: Duration::from_secs(10),
             backoff: BackOffPolicy::default(),
+            pod_infra_container_image: crate::images::PAUSE_IMAGE.to_string(),
         }
     }
 

@@ -180,7 +180,7 @@ impl Runtime for DockerRuntime {
     // ANCHOR: sandbox
     async fn run_sandbox(&self, config: &SandboxConfig) -> Result<String, KubeletError> {
         let body = ContainerCreateBody {
-            image: Some(crate::images::PAUSE_IMAGE.to_string()),
+            image: Some(config.image.clone()),
             hostname: Some(config.hostname.clone()),
             labels: Some(config.labels.clone().into_iter().collect()),
             host_config: Some(HostConfig {

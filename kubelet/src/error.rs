@@ -29,6 +29,17 @@ pub enum KubeletError {
     /// kubelet reports it as `CreateContainerConfigError`.
     #[error("{0}")]
     ContainerConfig(String),
+    /// A pod's sandbox has exited: its exit code and last output say why (a pause image that cannot run, like one
+    /// built from a dynamically linked busybox). Reported as `FailedCreatePodSandBox`.
+    #[error("pod sandbox {name} exited with code {exit_code} right after it started; {}", output_of(output))]
+    SandboxExited {
+        /// The runtime's name of the sandbox, `k8s_POD_<pod>_<namespace>_<uid>_<attempt>`.
+        name: String,
+        /// Its exit status.
+        exit_code: i64,
+        /// Its last lines of output (stdout and stderr).
+        output: String,
+    },
     /// Talking to the apiserver failed.
     #[error(transparent)]
     Api(#[from] ClientError),
@@ -64,4 +75,9 @@ pub fn docker_message(err: &bollard::errors::Error) -> String {
         bollard::errors::Error::DockerStreamError { error } => error.clone(),
         other => other.to_string(),
     }
+}
+
+/// A sandbox's output, quoted (newlines shown as `\n`, so the event stays one line), or that there was none.
+fn output_of(output: &str) -> String {
+    if output.is_empty() { "it wrote nothing".to_string() } else { format!("its last output: {output:?}") }
 }

@@ -48,6 +48,7 @@ pub mod pods;
 pub mod prober;
 pub mod probes;
 pub mod runtime;
+pub mod sandbox;
 pub mod server;
 pub mod start;
 pub mod status;

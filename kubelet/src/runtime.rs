@@ -76,6 +76,8 @@ pub struct SandboxConfig {
     pub name: String,
     /// The labels that say which pod it belongs to.
     pub labels: BTreeMap<String, String>,
+    /// The image that holds the namespaces: the kubelet's `--pod-infra-container-image` (`kubelab/pause:1`).
+    pub image: String,
     /// The pod's hostname (its name, unless `spec.hostname` says otherwise).
     pub hostname: String,
 }

@@ -15,6 +15,7 @@ use crate::backoff::BackOff;
 use crate::clock;
 use crate::container_config::{Placement, container_config, empty_dir_path};
 use crate::context::{Context, PodEntry};
+use crate::error::KubeletError;
 use crate::runtime::ContainerInfo;
 use crate::sync::Waiting;
 use k8s_openapi::api::core::v1::Container;
@@ -149,20 +150,33 @@ pub async fn create_and_start(
     }
     let id = match ctx.runtime.create_container(&sandbox.id, &config).await {
         Ok(id) => id,
-        Err(err) => {
-            ctx.recorder.record(&pod.json, Warning, "Failed", format!("Error: {err}")).await;
-            return Err(failed("CreateContainerError", err.to_string()));
-        }
+        Err(err) => return Err(runtime_failure(ctx, pod, sandbox, "CreateContainerError", err).await),
     };
     ctx.recorder.record(&pod.json, Normal, "Created", format!("Created container: {}", container.name)).await;
     if let Err(err) = ctx.runtime.start_container(&id).await {
-        ctx.recorder.record(&pod.json, Warning, "Failed", format!("Error: {err}")).await;
-        return Err(failed("RunContainerError", err.to_string()));
+        return Err(runtime_failure(ctx, pod, sandbox, "RunContainerError", err).await);
     }
     ctx.recorder.record(&pod.json, Normal, "Started", format!("Started container {}", container.name)).await;
     Ok(())
 }
 // ANCHOR_END: start_container
+
+/// A container the runtime would not create or start. If its sandbox has died, the sandbox's exit is the story
+/// (reported by [`crate::sandbox::report_failure`], reason `ContainerCreating`): the container's own error,
+/// `cannot join network of a non running container`, would only hide it.
+async fn runtime_failure(
+    ctx: &Context,
+    pod: &PodEntry,
+    sandbox: &ContainerInfo,
+    reason: &str,
+    err: KubeletError,
+) -> Waiting {
+    if let Some(died) = crate::sandbox::exited(ctx, sandbox).await {
+        return crate::sandbox::report_failure(ctx, pod, &died).await;
+    }
+    ctx.recorder.record(&pod.json, Warning, "Failed", format!("Error: {err}")).await;
+    Waiting { reason: reason.into(), message: err.to_string() }
+}
 
 /// Creates the directories of the pod's emptyDir volumes (world-writable, as Kubernetes makes them).
 fn prepare_volumes(pod: &PodEntry, pod_dir: &std::path::Path) -> Result<(), String> {

@@ -12,7 +12,9 @@
 //!    sandbox stopped, and once nothing runs, its object deleted.
 //! 2. A pod with no running sandbox gets a new one (unless it has finished, or its `restartPolicy` is `Never` and
 //!    its containers have run already); containers still running in a dead sandbox are killed, since their
-//!    network is gone.
+//!    network is gone. A sandbox that died is replaced at once the first time, then only after a back-off that
+//!    doubles, as a crashing container is restarted: a pause image that cannot run would otherwise be re-created
+//!    as fast as the runtime goes.
 //! 3. Each container of the spec: never started → start it; running but failing its liveness probe → kill it;
 //!    exited → restart it if `restartPolicy` says so (`Always`; `OnFailure` when the exit code is not 0), unless
 //!    its back-off delay has not passed.
@@ -22,7 +24,7 @@
 //!    refers to them.
 
 use crate::backoff::BackOff;
-use crate::labels::Role;
+use crate::labels::{Role, SANDBOX_CONTAINER_NAME};
 use crate::probes::ProbeResults;
 use crate::runtime::{ContainerInfo, ContainerState};
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -81,8 +83,10 @@ impl ObservedPod {
 /// One step of a sync, for the shell to carry out in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Run a new sandbox, the pod's `attempt`-th.
-    CreateSandbox { attempt: u32 },
+    /// Run a new sandbox, the pod's `attempt`-th; `replacing` is when the sandbox before it failed, if one did.
+    CreateSandbox { attempt: u32, replacing: Option<Timestamp> },
+    /// The pod's sandbox failed and must not be re-created before `until`.
+    SandboxBackOff { until: Timestamp },
     /// Pull the image if needed, then create and start the container `name` in the newest sandbox.
     StartContainer { name: String, attempt: u32, restart_of: Option<Timestamp> },
     /// Stop a running container: SIGTERM, up to `grace` to exit, then SIGKILL. `message` is the event's text.
@@ -146,7 +150,15 @@ pub fn sync_actions(
             return actions;
         }
         let attempt = observed.sandbox().map_or(0, |s| s.owner.attempt + 1);
-        actions.push(Action::CreateSandbox { attempt });
+        let failed_at = observed.sandbox().and_then(sandbox_failed_at);
+        match failed_at.and_then(|at| backoff.waiting(SANDBOX_CONTAINER_NAME, at, now)) {
+            Some((until, _)) => {
+                actions.push(Action::SandboxBackOff { until });
+                housekeeping(pod, observed, &mut actions);
+                return actions;
+            }
+            None => actions.push(Action::CreateSandbox { attempt, replacing: failed_at }),
+        }
     }
 
     // 3. Each container of the spec.
@@ -265,6 +277,17 @@ fn housekeeping(pod: &Pod, observed: &ObservedPod, actions: &mut Vec<Action>) {
         if !referenced {
             actions.push(Action::RemoveContainer { id: sandbox.id.clone() });
         }
+    }
+}
+
+/// When a sandbox that is not running failed: when it exited, or, if it never started (its start failed),
+/// when it was created. The sandbox's back-off counts from then, under the key `POD` (no container of a spec
+/// can be named so: container names are lowercase).
+fn sandbox_failed_at(sandbox: &ContainerInfo) -> Option<Timestamp> {
+    match sandbox.state {
+        ContainerState::Running { .. } => None,
+        ContainerState::Exited { finished_at, .. } => Some(finished_at),
+        ContainerState::Created => Some(sandbox.created_at),
     }
 }
 

@@ -23,7 +23,7 @@ fn a_new_pod_gets_a_sandbox_then_its_containers() {
     let pod = pod(json!([{"name": "app", "image": "a"}, {"name": "sidecar", "image": "b"}]), "Always");
     assert_eq!(
         actions(&pod, vec![]),
-        vec![Action::CreateSandbox { attempt: 0 }, start("app", 0, None), start("sidecar", 0, None)]
+        vec![Action::CreateSandbox { attempt: 0, replacing: None }, start("app", 0, None), start("sidecar", 0, None)]
     );
 }
 
@@ -105,7 +105,7 @@ fn a_dead_sandbox_is_replaced_and_the_containers_in_it_are_killed_and_started_ag
             message: "Pod sandbox changed, it will be killed and re-created.".into(),
         }
     );
-    assert_eq!(got[1], Action::CreateSandbox { attempt: 1 });
+    assert_eq!(got[1], Action::CreateSandbox { attempt: 1, replacing: Some(t(20)) });
     assert_eq!(got[2], start("app", 1, None));
 }
 
@@ -217,4 +217,29 @@ fn a_container_left_created_by_a_crashed_kubelet_is_replaced() {
         actions(&pod, vec![sandbox("s1", 0), created]),
         vec![Action::RemoveContainer { id: "c1".into() }, start("app", 0, None)]
     );
+}
+
+#[test]
+fn a_sandbox_that_keeps_dying_is_re_created_after_a_back_off() {
+    let pod = one_container_pod("Always");
+    // The first sandbox exited at t = 20 (the fixture's dead sandbox); the kubelet replaced it at once, at t = 21.
+    let mut backoff = BackOff::new(BackOffPolicy { initial: Duration::from_secs(10), max: Duration::from_secs(300) });
+    backoff.retried("POD", t(20), t(21));
+    let exited_at_22 =
+        ContainerState::Exited { exit_code: 1, started_at: Some(t(21)), finished_at: t(22), oom_killed: false };
+    let second = ContainerInfo { created_at: t(21), state: exited_at_22, ..dead_sandbox("s2", 1) };
+    let dead = observed(vec![dead_sandbox("s1", 0), second]);
+    let during = sync_actions(&pod, &dead, t(25), &backoff, &ProbeResults::default());
+    assert_eq!(during[0], Action::SandboxBackOff { until: t(32) });
+    assert!(!during.iter().any(|a| matches!(a, Action::StartContainer { .. })), "{during:?}");
+    let after = sync_actions(&pod, &dead, t(33), &backoff, &ProbeResults::default());
+    assert_eq!(after[0], Action::CreateSandbox { attempt: 2, replacing: Some(t(22)) });
+}
+
+#[test]
+fn a_sandbox_that_never_started_counts_from_its_creation() {
+    let pod = one_container_pod("Always");
+    let created = ContainerInfo { state: ContainerState::Created, ip: None, ..sandbox("s1", 0) };
+    let got = actions(&pod, vec![created]);
+    assert_eq!(got[0], Action::CreateSandbox { attempt: 1, replacing: Some(t(10)) });
 }

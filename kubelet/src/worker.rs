@@ -17,12 +17,11 @@
 
 use crate::backoff::BackOff;
 use crate::clock;
-use crate::container_config::pod_ref;
 use crate::context::{Context, PodEntry};
 use crate::error::KubeletError;
-use crate::labels::{self, Role};
+use crate::labels::{self, Role, SANDBOX_CONTAINER_NAME};
 use crate::prober::Probers;
-use crate::runtime::{ContainerInfo, SandboxConfig};
+use crate::sandbox;
 use crate::start::{PullMemory, create_and_start, ensure_image, go_duration};
 use crate::status::pod_status;
 use crate::sync::{Action, MINIMUM_GRACE, ObservedPod, Waiting, sync_actions};
@@ -116,6 +115,8 @@ async fn sync_pod(
     let mut progressed = false;
     let mut delete = false;
     let mut sandbox = observed.ready_sandbox().cloned();
+    // Why the sandbox is down, once this pass has found out: what the containers then wait with.
+    let mut sandbox_down: Option<Waiting> = None;
     let mut pending = actions.into_iter().peekable();
     while let Some(action) = pending.next() {
         match action {
@@ -133,26 +134,40 @@ async fn sync_pod(
                 progressed = true;
             }
             Action::RemoveContainer { id } => ctx.runtime.remove_container(&id).await?,
-            Action::CreateSandbox { attempt } => match create_sandbox(ctx, entry, attempt).await {
-                Ok(created) => sandbox = Some(created),
-                Err(err) => {
-                    let message = format!("Failed to create pod sandbox: {err}");
-                    ctx.recorder.record(&entry.json, Warning, "FailedCreatePodSandBox", message).await;
-                    sandbox = None;
+            Action::CreateSandbox { attempt, replacing } => {
+                if let Some(failed_at) = replacing {
+                    memory.restarts.retried(SANDBOX_CONTAINER_NAME, failed_at, clock::now());
                 }
-            },
+                match sandbox::create_sandbox(ctx, entry, attempt).await {
+                    Ok(created) => sandbox = Some(created),
+                    Err(err) => {
+                        sandbox = None;
+                        sandbox_down = Some(sandbox::report_failure(ctx, entry, &err).await);
+                    }
+                }
+            }
+            Action::SandboxBackOff { until } => retry_at = earliest(retry_at, Some(until)),
             Action::StartContainer { name, attempt, restart_of } => {
-                let (Some(sandbox), Some(spec)) = (&sandbox, container_spec(entry, &name)) else { continue };
+                if let Some(waiting) = &sandbox_down {
+                    memory.waiting.insert(name, waiting.clone());
+                    continue;
+                }
+                let (Some(joined), Some(spec)) = (sandbox.as_ref(), container_spec(entry, &name)) else { continue };
                 if let Some(finished_at) = restart_of {
                     memory.restarts.retried(&name, finished_at, clock::now());
                 }
                 let started = match ensure_image(ctx, entry, spec, &mut memory.pulls).await {
-                    Ok(()) => create_and_start(ctx, entry, spec, attempt, sandbox).await.map_err(|w| (w, None)),
+                    Ok(()) => create_and_start(ctx, entry, spec, attempt, joined).await.map_err(|w| (w, None)),
                     Err(failure) => Err(failure),
                 };
                 match started {
                     Ok(()) => drop(memory.waiting.remove(&name)),
                     Err((waiting, until)) => {
+                        if waiting.reason == sandbox::SANDBOX_NOT_READY {
+                            // The sandbox died under this container: no other may join it in this pass.
+                            sandbox = None;
+                            sandbox_down = Some(waiting.clone());
+                        }
                         if waiting.reason == "ImagePullBackOff" && memory.waiting.get(&name) != Some(&waiting) {
                             ctx.recorder.record(&entry.json, Normal, "BackOff", waiting.message.clone()).await;
                         }
@@ -205,24 +220,6 @@ async fn execute_kill(ctx: &Context, entry: &PodEntry, kill: Action) {
         tracing::warn!(container = name, error = %err, "could not stop container");
     }
 }
-
-// ANCHOR: create_sandbox
-/// Runs the pod's sandbox and reads back its address: the pod IP.
-async fn create_sandbox(ctx: &Context, entry: &PodEntry, attempt: u32) -> Result<ContainerInfo, KubeletError> {
-    let pod = pod_ref(&entry.pod);
-    let dir = ctx.pod_dir(&pod.uid);
-    std::fs::create_dir_all(&dir).map_err(|err| KubeletError::io(&dir, err))?;
-    let hostname = entry.pod.spec.as_ref().and_then(|s| s.hostname.clone()).unwrap_or_else(|| pod.name.clone());
-    let config = SandboxConfig {
-        name: labels::runtime_name(&pod, labels::SANDBOX_CONTAINER_NAME, attempt),
-        labels: labels::sandbox_labels(&pod, &ctx.config.node_name, attempt),
-        // Linux limits hostnames to 64 bytes; Kubernetes cuts them at 63.
-        hostname: hostname.chars().take(63).collect(),
-    };
-    let id = ctx.runtime.run_sandbox(&config).await?;
-    ctx.runtime.inspect_container(&id).await
-}
-// ANCHOR_END: create_sandbox
 
 /// Starts the probe tasks of running containers, stops those of containers that no longer run.
 fn update_probers(
