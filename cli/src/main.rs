@@ -80,6 +80,7 @@ enum Command {
 }
 // ANCHOR_END: command
 
+// ANCHOR: main
 /// Returned by a command that already printed its errors: like kubectl, it went on with the other objects,
 /// and only the exit code (1) is left to report.
 #[derive(Debug)]
@@ -93,7 +94,6 @@ impl std::fmt::Display for AlreadyReported {
 
 impl std::error::Error for AlreadyReported {}
 
-// ANCHOR: main
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
