@@ -5,8 +5,8 @@
 
 use kubelab_api::client::{Client, ListParams, PatchType};
 use kubelab_api::resources::{self, Resource};
+use kubelab_testkit::{TestServer, spawn_apiserver, wait_for_some};
 use serde_json::{Value, json};
-use std::future::Future;
 use std::time::Duration;
 
 /// How long any expectation may take before the test fails.
@@ -16,32 +16,25 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// test fails).
 struct Cluster {
     client: Client,
-    _server: kubelab_apiserver::RunningServer,
+    _server: TestServer,
     scheduler: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     async fn start() -> Cluster {
         // `RUST_LOG=kubelab_scheduler=debug cargo test -- --nocapture` shows the scheduler's decisions.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf());
-        let server = kubelab_apiserver::start(config).await.expect("the apiserver starts");
-        let client = Client::new(&server.url()).unwrap();
+        let server = spawn_apiserver().await.expect("the apiserver starts");
+        let client = server.client().unwrap();
         let mut config = kubelab_scheduler::Config::new();
         config.initial_backoff = Duration::from_millis(100);
         config.max_backoff = Duration::from_millis(400);
         let scheduler = tokio::spawn(kubelab_scheduler::run(client.clone(), config));
-        Cluster { client, _server: server, scheduler, _dir: dir }
+        Cluster { client, _server: server, scheduler }
     }
 
     /// Stops the scheduler. The apiserver is not shut down gracefully: the informers' watch tasks outlive the
     /// aborted scheduler (kubelab-api's `Informer` cannot be stopped yet), and a graceful shutdown would wait
-    /// for their connections forever. It stops with the test's runtime; the temporary directory goes with `_dir`.
+    /// for their connections. It stops with the test's runtime; the temporary directory goes with `_server`.
     fn stop(self) {
         self.scheduler.abort();
     }
@@ -76,7 +69,7 @@ impl Cluster {
 
     /// Waits until the pod is bound, and returns its node.
     async fn node_of(&self, name: &str) -> String {
-        wait_for(&format!("pod {name} to be bound"), || async {
+        wait_for_some(&format!("pod {name} to be bound"), PATIENCE, || async {
             let pod = self.pod(name).await;
             pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()).map(String::from)
         })
@@ -85,7 +78,7 @@ impl Cluster {
 
     /// Waits for an event about the pod with this reason and message, and returns it.
     async fn event(&self, pod: &str, reason: &str, message: &str) -> Value {
-        wait_for(&format!("a {reason} event about {pod} saying {message:?}"), || async {
+        wait_for_some(&format!("a {reason} event about {pod} saying {message:?}"), PATIENCE, || async {
             let events = self.client.list(res("Event"), Some("default"), &ListParams::default()).await.ok()?;
             events
                 .items
@@ -99,7 +92,7 @@ impl Cluster {
     /// right after its nodes may first be tried before the scheduler's watch shows them: it then says "no nodes
     /// available", and is tried again when they appear.)
     async fn unschedulable_condition(&self, name: &str, message: &str) -> Value {
-        wait_for(&format!("pod {name} to be unschedulable with {message:?}"), || async {
+        wait_for_some(&format!("pod {name} to be unschedulable with {message:?}"), PATIENCE, || async {
             let pod = self.pod(name).await;
             let conditions = pod.pointer("/status/conditions")?.as_array()?.clone();
             conditions
@@ -129,22 +122,6 @@ fn merge(target: &mut Value, patch: Value) {
             }
         }
         (target, patch) => *target = patch,
-    }
-}
-
-/// Polls `check` until it gives a value, or fails the test after [`PATIENCE`] naming what it waited for.
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {PATIENCE:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

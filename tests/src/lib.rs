@@ -13,10 +13,11 @@
 //!
 //! The harness, in reading order:
 //! - [`server`]: [`spawn_apiserver`] and [`spawn_apiserver_on_etcd`] start a [`TestServer`] and write a
-//!   kubeconfig for it;
+//!   kubeconfig for it (the `kubelab-testkit` crate's, which every component's tests share, with kubectl and
+//!   kube-rs added);
 //! - [`kubectl`]: [`Kubectl`] runs the real kubectl against that server, and [`KubectlWatch`] follows
 //!   `kubectl get -w` line by line;
-//! - [`wait`]: [`wait_for`] polls a condition until it holds, instead of sleeping and hoping;
+//! - [`wait_for`] (from `kubelab-testkit`) polls a condition until it holds, instead of sleeping and hoping;
 //! - [`cluster`]: [`spawn_cluster`] starts a whole cluster with nodes running real Docker containers;
 //! - [`check`]: reading what kubectl prints ([`tables`]) and comparing what we sent with what came back
 //!   ([`missing_fields`]);
@@ -34,12 +35,11 @@ pub mod check;
 pub mod cluster;
 pub mod kubectl;
 pub mod server;
-pub mod wait;
 
 pub use check::{Table, missing_fields, tables};
 pub use cluster::{TestCluster, spawn_cluster};
 pub use kubectl::{Kubectl, KubectlOutput, KubectlWatch};
 pub use server::{TestServer, spawn_apiserver, spawn_apiserver_on_etcd};
-pub use wait::wait_for;
+pub use kubelab_testkit::wait_for;
 
 pub use kubelab_apiserver::store::etcd_server::EtcdServer;
