@@ -85,8 +85,14 @@ pub async fn ensure_local_images(docker: &Docker) -> Result<Vec<String>, Kubelet
 /// The first statically linked busybox among [`BUSYBOX_BINARY`] and the other usual places; otherwise an error
 /// that says what was found and how to get the right one.
 pub fn find_static_busybox() -> Result<PathBuf, KubeletError> {
+    let places: Vec<&Path> = std::iter::once(BUSYBOX_BINARY).chain(OTHER_BUSYBOX_PATHS).map(Path::new).collect();
+    first_static(&places)
+}
+
+/// The first statically linked program among `places`; the error names the first dynamic one found.
+fn first_static(places: &[&Path]) -> Result<PathBuf, KubeletError> {
     let mut dynamic = None;
-    for path in std::iter::once(BUSYBOX_BINARY).chain(OTHER_BUSYBOX_PATHS).map(Path::new) {
+    for &path in places {
         let Ok(binary) = std::fs::read(path) else { continue };
         match elf_linking(&binary) {
             Ok(Linking::Static) => return Ok(path.to_path_buf()),
@@ -96,7 +102,10 @@ pub fn find_static_busybox() -> Result<PathBuf, KubeletError> {
             Err(_) => {}
         }
     }
-    Err(dynamic.unwrap_or_else(|| KubeletError::Images(format!("no busybox found at {BUSYBOX_BINARY}; {BUSYBOX_FIX}"))))
+    Err(dynamic.unwrap_or_else(|| {
+        let looked: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+        KubeletError::Images(format!("no busybox found (looked at {}); {BUSYBOX_FIX}", looked.join(", ")))
+    }))
 }
 
 /// The error for a dynamically linked busybox at `path`.
@@ -328,6 +337,20 @@ mod tests {
         let busybox = find_static_busybox().unwrap();
         assert_eq!(busybox, Path::new(BUSYBOX_BINARY));
         assert_eq!(elf_linking(&std::fs::read(busybox).unwrap()).unwrap(), Linking::Static);
+    }
+
+    #[test]
+    fn a_static_busybox_is_preferred_and_a_dynamic_one_alone_is_refused_with_the_fix() {
+        let (dynamic, stat) = (Path::new("/bin/ls"), Path::new(BUSYBOX_BINARY));
+        assert_eq!(first_static(&[dynamic, stat]).unwrap(), stat);
+        let err = first_static(&[Path::new("/nonexistent/busybox"), dynamic]).unwrap_err().to_string();
+        assert!(err.starts_with("cannot build the local images: `/bin/ls` is dynamically linked"), "{err}");
+        assert!(err.contains("it needs /lib"), "{err}");
+        assert!(
+            err.ends_with("pods need a static one: run `scripts/deps.sh build` or `apt-get install busybox-static`")
+        );
+        let none = first_static(&[Path::new("/nonexistent/busybox")]).unwrap_err().to_string();
+        assert!(none.contains("no busybox found (looked at /nonexistent/busybox)"), "{none}");
     }
 
     #[test]

@@ -17,19 +17,23 @@
 //!
 //! ## The modules, in reading order
 //! - [`runtime`]: the runtime trait (our CRI); [`docker`] implements it; [`labels`] is how containers remember
-//!   their pod; [`images`] builds the local busybox and pause images;
+//!   their pod; [`images`] builds the local busybox and pause images (from a static busybox only);
 //! - the pure core, no I/O: [`sync`] (what to do for a pod: `sync_actions`), [`status`] (what to report:
 //!   `pod_status`), [`backoff`], [`probes`] (probe verdicts), [`container_config`] (pod spec → runtime config);
 //! - the shell: [`pods`] (one worker per pod, woken by the informer and the runtime), [`worker`] (observe →
-//!   decide → act → report), [`start`] (image pulls and container starts), [`prober`] (probe tasks), [`node`]
-//!   (registration, lease and status heartbeats), [`machine`] (the host), [`server`] (HTTP), [`config`].
+//!   decide → act → report), [`sandbox`] (running the sandbox, and why it died), [`start`] (image pulls and
+//!   container starts), [`prober`] (probe tasks), [`node`] (registration, lease and status heartbeats),
+//!   [`machine`] (the host), [`server`] (HTTP), [`config`].
 //!
 //! ## What we leave out
-//! Init containers, ephemeral and sidecar containers; startup probes and lifecycle hooks; configMap, secret and
-//! persistent volumes; CNI (Docker's bridge gives pod IPs) and cgroups per pod; eviction under memory or disk
-//! pressure; static pods; TLS and authentication on the kubelet's ports; exec, attach and port-forward; image
-//! garbage collection; the status manager's batching. Where a pod asks for one of these, it is reported
-//! (`CreateContainerConfigError`, a failed probe) rather than silently ignored.
+//! Init containers, ephemeral and sidecar containers; startup probes and lifecycle hooks; `envFrom`, configMap,
+//! secret and persistent volumes; CNI (Docker's bridge gives pod IPs) and cgroups per pod; eviction under memory
+//! or disk pressure; static pods; TLS and authentication on the kubelet's ports; exec, attach and port-forward;
+//! image garbage collection; the status manager's batching. Where a pod asks for init containers, a startup
+//! probe, `envFrom` or an unsupported volume, the container is not started: it waits with reason
+//! `CreateContainerConfigError` and a message naming the field's path (`spec.initContainers`), with a Warning
+//! event — never run as if the field were not there ([`container_config::unsupported_fields`]). A sandbox that
+//! cannot run is reported with its own exit code and output ([`sandbox`]).
 //!
 //! Book chapter: "The kubelet and the container runtime".
 

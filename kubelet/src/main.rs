@@ -34,6 +34,9 @@ struct Args {
     /// The Docker network for the node's pods (default: kubelab-<node name>).
     #[arg(long)]
     network: Option<String>,
+    /// The image of every pod's sandbox, the container that holds its network namespace.
+    #[arg(long, default_value = kubelab_kubelet::images::PAUSE_IMAGE)]
+    pod_infra_container_image: String,
 }
 
 #[tokio::main]
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(args.node_name, client, args.address, args.pod_cidr, args.data_dir);
     config.port = args.port;
     config.read_only_port = args.read_only_port;
+    config.pod_infra_container_image = args.pod_infra_container_image;
     if let Some(network) = args.network {
         config.network = network;
     }

@@ -10,7 +10,8 @@
 //! Each outcome goes through a [`Tracker`] (the thresholds); when the verdict flips, the task records it in the
 //! shared [`crate::probes::ProbeResults`] and wakes the pod's worker, which acts on it (kill the container for
 //! liveness, report `Ready` for readiness). Each failure is also recorded as an `Unhealthy` event, as the real
-//! kubelet does. What we leave out: startup probes, gRPC probes, HTTPS.
+//! kubelet does. What we leave out: startup probes (a container with one is not started but reported
+//! `CreateContainerConfigError`, see [`crate::container_config::unsupported_fields`]), gRPC probes, HTTPS.
 
 use crate::clock;
 use crate::context::{Context, PodEntry};
