@@ -254,7 +254,8 @@ fn server_address(headers: &HeaderMap) -> String {
 async fn openapi_v2(headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.contains(openapi::V2_PROTOBUF) {
-        (StatusCode::OK, [(header::CONTENT_TYPE, openapi::V2_PROTOBUF_RESPONSE)], openapi::v2_protobuf()).into_response()
+        (StatusCode::OK, [(header::CONTENT_TYPE, openapi::V2_PROTOBUF_RESPONSE)], openapi::v2_protobuf())
+            .into_response()
     } else {
         json_response(StatusCode::OK, openapi::v2_json(), &[])
     }
@@ -318,5 +319,60 @@ mod tests {
         EmbeddedStore::open(&dir.path().join("store.redb")).expect("the store file is free after shutdown");
         let again = start(config).await.unwrap();
         again.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_path_answers_alike_with_and_without_a_trailing_slash() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(Config::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf())).await.unwrap();
+        let http = reqwest::Client::new();
+        let get = |path: String| {
+            let http = http.clone();
+            let url = format!("{}{path}", server.url());
+            async move {
+                let response = http.get(url).send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            }
+        };
+        for path in [
+            "/version",
+            "/healthz",
+            "/api",
+            "/apis",
+            "/api/v1",
+            "/apis/apps",
+            "/apis/apps/v1",
+            "/openapi/v2",
+            "/openapi/v3",
+            "/openapi/v3/apis/apps/v1",
+            "/api/v1/namespaces",
+            "/api/v1/namespaces/default",
+        ] {
+            let (status, body) = get(path.to_string()).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            let (slashed_status, slashed_body) = get(format!("{path}/")).await;
+            assert_eq!((slashed_status, &slashed_body), (status, &body), "{path}/");
+        }
+        let (status, body) = get("/api/v1/namespaces/?limit=1".to_string()).await;
+        assert_eq!(status, 200, "the query survives: {body}");
+        assert!(body.contains(r#""continue""#), "limit=1 of four namespaces continues: {body}");
+        let (status, _) = get("/nonsense/".to_string()).await;
+        assert_eq!(status, 404);
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn openapi_v2_is_protobuf_when_asked_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(Config::new("127.0.0.1:0".parse().unwrap(), dir.path().to_path_buf())).await.unwrap();
+        let response = reqwest::Client::new()
+            .get(format!("{}/openapi/v2", server.url()))
+            .header(header::ACCEPT, openapi::V2_PROTOBUF)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], openapi::V2_PROTOBUF_RESPONSE);
+        assert_eq!(response.bytes().await.unwrap(), openapi::v2_protobuf());
+        server.shutdown().await.unwrap();
     }
 }

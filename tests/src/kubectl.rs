@@ -7,6 +7,10 @@
 //! - `--cache-dir <dir>/kubectl-cache`: kubectl caches discovery per server address, and a port reused by a later
 //!   test must not find the previous server's resource list there.
 //!
+//! The `kubectl` on these machines is a dispatcher that runs the kubectl matching the server's minor version;
+//! [`Kubectl::release`] picks one release instead (`kubectl.1.27` … `kubectl.1.33`, installed beside it), for the
+//! tests that run the same commands with every version.
+//!
 //! The processes are Tokio's, so the in-process apiserver keeps answering while we wait for kubectl, and every
 //! child is killed when its handle is dropped (a failed test leaves no `kubectl get -w` behind).
 
@@ -24,6 +28,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The real kubectl, pointed at one test server.
 #[derive(Debug, Clone)]
 pub struct Kubectl {
+    /// `kubectl` (the dispatcher on the `PATH`) or the path of one release's binary.
+    binary: PathBuf,
     kubeconfig: PathBuf,
     cache_dir: PathBuf,
     /// The working directory of every command (the test's temporary directory).
@@ -66,10 +72,33 @@ impl Kubectl {
     /// A kubectl using `kubeconfig` and `cache_dir`, running in `workdir`.
     pub fn new(kubeconfig: &Path, cache_dir: &Path, workdir: &Path) -> Self {
         Kubectl {
+            binary: PathBuf::from("kubectl"),
             kubeconfig: kubeconfig.to_path_buf(),
             cache_dir: cache_dir.to_path_buf(),
             workdir: workdir.to_path_buf(),
         }
+    }
+
+    /// The same kubectl settings with release `1.<minor>`'s binary (`kubectl.1.27`, found beside the `kubectl` on
+    /// the `PATH`) and a discovery cache of its own, since releases cache discovery differently. Fails, naming
+    /// where it looked, if that release is not installed.
+    pub fn release(&self, minor: u32) -> anyhow::Result<Kubectl> {
+        let name = format!("kubectl.1.{minor}");
+        let dispatcher = which("kubectl").context("no kubectl on the PATH")?;
+        let dir = std::fs::canonicalize(&dispatcher)?.parent().map(Path::to_path_buf).unwrap_or_default();
+        let binary = dir.join(&name);
+        anyhow::ensure!(
+            binary.is_file(),
+            "{name} is not installed beside {} (looked for {})",
+            dispatcher.display(),
+            binary.display()
+        );
+        Ok(Kubectl { binary, cache_dir: self.cache_dir.join(&name), ..self.clone() })
+    }
+
+    /// What this kubectl runs: `kubectl` or the path of one release.
+    pub fn binary(&self) -> &Path {
+        &self.binary
     }
 
     /// Runs `kubectl <args>` to completion, whatever its exit status.
@@ -79,7 +108,7 @@ impl Kubectl {
 
     /// Runs `kubectl <args>`, feeding `stdin` to it (for `-f -`).
     pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<KubectlOutput> {
-        let command = format!("kubectl {}", args.join(" "));
+        let command = format!("{} {}", self.name(), args.join(" "));
         let mut child = self
             .command(args)
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -124,7 +153,7 @@ impl Kubectl {
 
     /// Starts a long-running kubectl (`get -w`) whose output lines the test reads as they come.
     pub fn watch(&self, args: &[&str]) -> anyhow::Result<KubectlWatch> {
-        let command = format!("kubectl {}", args.join(" "));
+        let command = format!("{} {}", self.name(), args.join(" "));
         let mut child = self
             .command(args)
             .stdin(Stdio::null())
@@ -136,8 +165,13 @@ impl Kubectl {
         Ok(KubectlWatch { command, child, lines: BufReader::new(stdout).lines(), seen: Vec::new() })
     }
 
+    /// `kubectl` or `kubectl.1.27`, for messages.
+    fn name(&self) -> String {
+        self.binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("kubectl");
+        let mut command = Command::new(&self.binary);
         command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -150,6 +184,11 @@ impl Kubectl {
             .kill_on_drop(true);
         command
     }
+}
+
+/// The first `name` in the directories of the `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(name)).find(|path| path.is_file())
 }
 
 /// A running `kubectl get -w`: read its lines as they are printed. Killed when dropped.

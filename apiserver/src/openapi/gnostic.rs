@@ -67,9 +67,8 @@ pub struct Schema {
     pub required: Vec<String>,
     #[prost(message, repeated, tag = "20")]
     pub r#enum: Vec<Any>,
-    /// Boxed: a schema holds schemas.
-    #[prost(message, optional, boxed, tag = "21")]
-    pub additional_properties: Option<Box<AdditionalPropertiesItem>>,
+    #[prost(message, optional, tag = "21")]
+    pub additional_properties: Option<AdditionalPropertiesItem>,
     #[prost(message, optional, tag = "22")]
     pub r#type: Option<TypeItem>,
     #[prost(message, optional, tag = "23")]
@@ -90,8 +89,9 @@ pub struct AdditionalPropertiesItem {
 /// The `oneof` of [`AdditionalPropertiesItem`].
 #[derive(Clone, PartialEq, prost::Oneof)]
 pub enum AdditionalProperties {
-    #[prost(message, tag = "1")]
-    Schema(Schema),
+    /// Boxed: a schema holds schemas.
+    #[prost(message, boxed, tag = "1")]
+    Schema(Box<Schema>),
     #[prost(bool, tag = "2")]
     Boolean(bool),
 }
@@ -321,7 +321,7 @@ pub fn encode(document: &Value) -> Vec<u8> {
 fn schema(json: &Value) -> Schema {
     let additional_properties = match json.get("additionalProperties") {
         Some(Value::Bool(allowed)) => Some(AdditionalProperties::Boolean(*allowed)),
-        Some(sub) => Some(AdditionalProperties::Schema(schema(sub))),
+        Some(sub) => Some(AdditionalProperties::Schema(Box::new(schema(sub)))),
         None => None,
     };
     let types = match json.get("type") {
@@ -335,8 +335,7 @@ fn schema(json: &Value) -> Schema {
         description: text(json, "description"),
         required: strings(&json["required"]),
         r#enum: json["enum"].as_array().into_iter().flatten().map(any).collect(),
-        additional_properties: additional_properties
-            .map(|oneof| Box::new(AdditionalPropertiesItem { oneof: Some(oneof) })),
+        additional_properties: additional_properties.map(|oneof| AdditionalPropertiesItem { oneof: Some(oneof) }),
         r#type: (!types.is_empty()).then_some(TypeItem { value: types }),
         items: json.get("items").map(|items| ItemsItem { schema: vec![schema(items)] }),
         properties: json

@@ -169,7 +169,7 @@ mod tests {
             let key = group_version_key(resource.group, resource.version);
             let document = group_version_document(&key).unwrap();
             assert!(
-                kubectl_sees_field_validation(&document, resource.group, resource.version, resource.kind),
+                kubectl_sees_field_validation(document, resource.group, resource.version, resource.kind),
                 "{}",
                 resource.kind
             );
@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(paths.len(), 3);
         let apps = paths["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap();
         let document = group_version_document("apis/apps/v1").unwrap();
-        assert_eq!(apps, format!("/openapi/v3/apis/apps/v1?hash={}", hash(&document)));
+        assert_eq!(apps, format!("/openapi/v3/apis/apps/v1?hash={}", hash(document)));
         assert!(paths.contains_key("api/v1") && paths.contains_key("apis/coordination.k8s.io/v1"));
         assert_eq!(first, index(), "the index is stable");
     }

@@ -50,6 +50,9 @@ pub(super) fn definitions<'a>(resources: impl IntoIterator<Item = &'a Resource>)
     for (resource, name, list_meta) in kinds {
         if let Some(schema) = definitions.get_mut(&name) {
             schema["x-kubernetes-group-version-kind"] = group_version_kind(resource, resource.kind);
+            if !METADATA_REQUIRED.contains(&name.as_str()) {
+                optional_metadata(schema);
+            }
         }
         let list_name = format!("{}List", name);
         definitions.insert(list_name, list_schema(resource, &name, list_meta));
@@ -59,6 +62,19 @@ pub(super) fn definitions<'a>(resources: impl IntoIterator<Item = &'a Resource>)
     definitions
 }
 // ANCHOR_END: definitions
+
+/// The kinds whose `metadata` Kubernetes marks required: those whose Go field lacks `omitempty`. k8s-openapi marks
+/// it required on every kind (its structs hold `ObjectMeta`, not an `Option`), so it is taken off the others, or
+/// `kubectl explain pod` would print `metadata <ObjectMeta> -required-` where a real cluster does not.
+const METADATA_REQUIRED: &[&str] = &["io.k8s.api.core.v1.Event"];
+
+fn optional_metadata(schema: &mut Value) {
+    let Some(required) = schema.get_mut("required").and_then(Value::as_array_mut) else { return };
+    required.retain(|field| field != "metadata");
+    if required.is_empty() {
+        schema.as_object_mut().map(|s| s.remove("required"));
+    }
+}
 
 /// `[{"group": "apps", "kind": "Deployment", "version": "v1"}]`: a list, because one schema may serve several
 /// group versions.
@@ -216,6 +232,8 @@ mod tests {
             assert!(tagged(&resource.list_kind()), "{}", resource.list_kind());
         }
         assert!(definitions.contains_key("io.k8s.api.apps.v1.DeploymentList"));
+        assert!(definitions["io.k8s.api.core.v1.Pod"].get("required").is_none(), "metadata is optional");
+        assert_eq!(definitions["io.k8s.api.core.v1.Event"]["required"], json!(["involvedObject", "metadata"]));
     }
 
     #[test]
