@@ -50,10 +50,13 @@ pub async fn create_sandbox(ctx: &Context, entry: &PodEntry, attempt: u32) -> Re
     };
     let id = ctx.runtime.run_sandbox(&config).await?;
     let sandbox = ctx.runtime.inspect_container(&id).await?;
-    match exited_error(&config.name, &sandbox, &last_output(ctx, &id).await) {
-        Some(err) => Err(err),
-        None => Ok(sandbox),
+    if sandbox.is_running() {
+        return Ok(sandbox);
     }
+    Err(exited_error(&config.name, &sandbox, &last_output(ctx, &id).await).unwrap_or_else(|| {
+        // Created but not running, yet not exited either: the runtime did not start it.
+        KubeletError::Runtime { operation: format!("start sandbox {}", config.name), message: "not running".into() }
+    }))
 }
 // ANCHOR_END: create_sandbox
 

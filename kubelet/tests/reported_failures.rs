@@ -80,6 +80,22 @@ async fn a_sandbox_that_exits_at_once_reports_its_exit_code_and_output() {
     assert!(failed.iter().any(|m| m.contains("exited with code 3") && m.contains("pause cannot start")), "{failed:?}");
     let all: Vec<String> = events.iter().map(|e| e["message"].as_str().unwrap_or_default().to_string()).collect();
     assert!(!all.iter().any(|m| m.contains("cannot join network")), "the downstream error leaked: {all:?}");
+    // The sandbox is replaced at once the first time, then after the back-off (2 s in these tests), not as fast
+    // as Docker can go.
+    let failure_of = |attempt: u32| {
+        let node = &node;
+        move || async move {
+            let events = node.events("stuck").await;
+            let needle = format!("_{attempt} exited with code 3");
+            messages(&events, "FailedCreatePodSandBox").iter().any(|m| m.contains(&needle)).then_some(())
+        }
+    };
+    wait_for("the second sandbox to fail", MINUTE, failure_of(1)).await;
+    let second_failed = std::time::Instant::now();
+    wait_for("the third sandbox to fail", MINUTE, failure_of(2)).await;
+    let waited = second_failed.elapsed();
+    assert!(waited > Duration::from_millis(1500), "the third sandbox came {waited:?} after the second");
+
     // A container may have been created in the instant the sandbox still ran; none may be running.
     let node_label = format!("label=kubelab.node={}", node.node);
     let running =
