@@ -24,15 +24,18 @@
 //! **Read your own writes.** The caches lag the apiserver by a few milliseconds. A ReplicaSet controller that
 //! creates three pods and reconciles again before its cache shows them would create three more. Kubernetes
 //! guards against this with *expectations* (it counts the creations it expects to see and skips syncs until it
-//! has seen them); we get the same guarantee more simply: after writing, the shell waits (up to a timeout) until
-//! the caches show what it wrote ([`Lister::wait_for`] with the [`Written`] records of [`Controller::apply`]).
-//! The key stays "being processed" meanwhile, so no other worker reconciles it on stale data. Writes to objects
+//! has seen them); we get the same guarantee more simply: [`Controller::apply`] records each write it made in
+//! [`Writes`], and the worker waits (up to the configured `cache_timeout`) until the caches show them
+//! ([`Lister::wait_for`]). The key stays "being processed" meanwhile, so no other worker reconciles it on stale
+//! data. The wait is the framework's, not each controller's, so every controller honours the same timeout. Writes to objects
 //! the controller read (a ReplicaSet's scale, a status) also carry the `resourceVersion` they were based on, so
 //! a decision made on stale data fails with `409 Conflict` and is retried, instead of overwriting newer state.
 //!
-//! To write a controller: implement [`Controller`] (three methods), build a [`Source`] per kind it watches
-//! (saying how an object of that kind maps to the keys of primary objects), keep their [`Lister`]s to read from
-//! in `observe`, and call [`run`]. The ReplicaSet controller (`replicaset/mod.rs`) is the shortest example.
+//! To write a controller: implement [`Controller`] — `new` builds a [`Source`] per kind it watches (saying how an
+//! object of that kind maps to the keys of primary objects) and keeps their [`Lister`]s to read from in
+//! `observe`; then `observe`, `reconcile` and `apply` — and start it with [`start`]. Every controller is built
+//! from the same two things (a client and the [`Config`]), so `lib.rs` starts them all alike. The ReplicaSet
+//! controller (`replicaset/mod.rs`) is the shortest example.
 //!
 //! Mirrors the structure of every controller in `pkg/controller` (informers, `workqueue`, `syncHandler`) and of
 //! kube-rs' `Controller` (a reconciler returning what to do, a requeue time). What we leave out: shared
@@ -45,9 +48,10 @@ pub mod queue;
 pub use lister::{Lister, Written};
 pub use queue::{Backoff, WorkQueue};
 
+use crate::Config;
 use futures::future::join_all;
 use k8s_openapi::jiff::Timestamp;
-use kubelab_api::client::{Client, ClientError, ListParams};
+use kubelab_api::client::{Client, ClientError, ListParams, PatchParams, PatchType};
 use kubelab_api::informer::Informer;
 use kubelab_api::resources::Resource;
 use serde_json::Value;
@@ -57,6 +61,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// Why applying a reconcile's actions failed. The key is retried after its back-off in every case.
 #[derive(Debug, thiserror::Error)]
@@ -121,12 +126,20 @@ impl<A> Reconciled<A> {
 // ANCHOR_END: reconciled
 
 // ANCHOR: controller
-/// One controller: how to observe the state of one primary object, decide, and act.
-pub trait Controller: Send + Sync + 'static {
+/// One controller: how to connect it to the cluster, observe the state of one primary object, decide, and act.
+pub trait Controller: Send + Sync + Sized + 'static {
     /// Everything `reconcile` needs about one primary object, read from the caches (no I/O).
     type Observed: Send + Sync;
     /// One thing to do, e.g. "create a pod from this template", "scale this ReplicaSet to 3".
     type Action: Debug + Send;
+
+    /// Starts an informer per kind the controller watches ([`Source::new`]) and builds the controller over their
+    /// [`Lister`]s, taking what it needs from `config`. The same shape for every controller, so that they are all
+    /// started alike ([`start`]).
+    fn new(client: &Client, config: &Config) -> Result<(Self, Vec<Source>), Error>;
+
+    /// How many keys it reconciles in parallel (`--concurrent-...-syncs`).
+    fn workers(config: &Config) -> usize;
 
     /// The controller's name, for logs: `replicaset-controller`.
     fn name(&self) -> &'static str;
@@ -138,15 +151,49 @@ pub trait Controller: Send + Sync + 'static {
     /// Decides what to do. A pure function of what was observed and the time: unit-testable with plain values.
     fn reconcile(&self, observed: &Self::Observed, now: Timestamp) -> Reconciled<Self::Action>;
 
-    /// Sends the actions to the apiserver, in order, and waits until the caches show the result. Returns an
-    /// error if any action failed (after trying the others that do not depend on it).
+    /// Sends the actions to the apiserver, in order, recording in `writes` each write that went through (the
+    /// worker then waits until the caches show them). Returns an error if any action failed (after trying the
+    /// others that do not depend on it).
     fn apply(
         &self,
         observed: &Self::Observed,
         actions: Vec<Self::Action>,
+        writes: &mut Writes,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 // ANCHOR_END: controller
+
+/// The writes one `apply` made, each with the cache that will show it, so that the worker can wait until they
+/// are all visible before the key is reconciled again ("Read your own writes", above).
+#[derive(Default)]
+pub struct Writes {
+    writes: Vec<(Lister, Written)>,
+}
+
+impl Writes {
+    /// Records one write, to be seen in `lister`'s cache.
+    pub fn push(&mut self, lister: &Lister, written: Written) {
+        self.writes.push((lister.clone(), written));
+    }
+
+    /// Records several writes to be seen in the same cache.
+    pub fn extend(&mut self, lister: &Lister, written: impl IntoIterator<Item = Written>) {
+        self.writes.extend(written.into_iter().map(|w| (lister.clone(), w)));
+    }
+
+    /// Waits until every cache shows its writes, or `timeout` passes (for all of them together). Returns whether
+    /// they all caught up.
+    pub async fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for (lister, written) in &self.writes {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !lister.wait_for(std::slice::from_ref(written), left).await {
+                return false;
+            }
+        }
+        true
+    }
+}
 
 /// How a controller runs: how many workers, how failures are retried, how long to wait for the caches.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +238,16 @@ impl Source {
     }
 }
 
+// ANCHOR: start
+/// Connects controller `C` to the cluster and runs it until the task is aborted, with the workers, back-off and
+/// cache timeout of `config`. Returns early only if it cannot start (a kind it needs is not served).
+pub async fn start<C: Controller>(client: Client, config: Config) -> Result<(), Error> {
+    let (controller, sources) = C::new(&client, &config)?;
+    run(Arc::new(controller), sources, config.settings_for::<C>()).await;
+    Ok(())
+}
+// ANCHOR_END: start
+
 // ANCHOR: run
 /// Runs `controller` until the task is aborted: feeds the work queue from `sources`, waits for every cache to
 /// hold a full list, then starts `settings.workers` workers.
@@ -210,7 +267,7 @@ pub async fn run<C: Controller>(controller: Arc<C>, sources: Vec<Source>, settin
     .await;
     tracing::info!(controller = controller.name(), "caches synced, starting {} workers", settings.workers);
     for _ in 0..settings.workers.max(1) {
-        tasks.spawn(work(controller.clone(), queue.clone()));
+        tasks.spawn(work(controller.clone(), queue.clone(), settings.cache_timeout));
     }
     while tasks.join_next().await.is_some() {}
 }
@@ -234,36 +291,47 @@ async fn feed(mut source: Source, queue: Arc<WorkQueue>) {
     }
 }
 
-/// One worker: take a key, observe, reconcile, apply, and decide when to see the key again.
-async fn work<C: Controller>(controller: Arc<C>, queue: Arc<WorkQueue>) {
+/// One worker: take a key, process it, give it back; forever.
+async fn work<C: Controller>(controller: Arc<C>, queue: Arc<WorkQueue>, cache_timeout: Duration) {
     loop {
         let key = queue.get().await;
-        let Some(observed) = controller.observe(&key) else {
-            queue.forget(&key);
-            queue.done(&key);
-            continue;
-        };
-        let decided = controller.reconcile(&observed, now());
-        if !decided.actions.is_empty() {
-            tracing::debug!(controller = controller.name(), key, actions = ?decided.actions, "reconciled");
-        }
-        match controller.apply(&observed, decided.actions).await {
-            Ok(()) => {
-                queue.forget(&key);
-                if let Some(delay) = decided.requeue_after {
-                    queue.add_after(key.clone(), delay);
-                }
-            }
-            Err(err) => {
-                let delay = queue.add_rate_limited(&key);
-                if err.is_conflict() {
-                    tracing::debug!(controller = controller.name(), key, "conflict, retrying in {delay:?}");
-                } else {
-                    tracing::warn!(controller = controller.name(), key, error = %err, "retrying in {delay:?}");
-                }
-            }
-        }
+        process(&*controller, &queue, &key, cache_timeout).await;
         queue.done(&key);
+    }
+}
+
+/// One key: observe, reconcile, apply, wait for the caches to show the writes, and decide when to see the key
+/// again.
+async fn process<C: Controller>(controller: &C, queue: &WorkQueue, key: &str, cache_timeout: Duration) {
+    let Some(observed) = controller.observe(key) else {
+        queue.forget(key);
+        return;
+    };
+    let decided = controller.reconcile(&observed, now());
+    if !decided.actions.is_empty() {
+        tracing::debug!(controller = controller.name(), key, actions = ?decided.actions, "reconciled");
+    }
+    let mut writes = Writes::default();
+    let applied = controller.apply(&observed, decided.actions, &mut writes).await;
+    // Read our own writes (even after a failure, for those that went through) before the next reconcile.
+    if !writes.wait(cache_timeout).await {
+        tracing::warn!(controller = controller.name(), key, "the cache did not catch up with our writes");
+    }
+    match applied {
+        Ok(()) => {
+            queue.forget(key);
+            if let Some(delay) = decided.requeue_after {
+                queue.add_after(key, delay);
+            }
+        }
+        Err(err) => {
+            let delay = queue.add_rate_limited(key);
+            if err.is_conflict() {
+                tracing::debug!(controller = controller.name(), key, "conflict, retrying in {delay:?}");
+            } else {
+                tracing::warn!(controller = controller.name(), key, error = %err, "retrying in {delay:?}");
+            }
+        }
     }
 }
 // ANCHOR_END: run
@@ -308,14 +376,101 @@ pub fn to_json<T: serde::Serialize>(object: &T, what: impl FnOnce() -> String) -
     serde_json::to_value(object).map_err(|source| Error::Encode { what: what(), source })
 }
 
+/// Sends a JSON merge patch that carries, in `metadata.resourceVersion`, the version it was based on: if the
+/// object changed since, the apiserver answers `409 Conflict` and the key is retried on fresh data. `None` if the
+/// object is gone: there is nothing left to patch. (Adoptions, releases, the garbage collector's metadata edits.)
+pub async fn patch_unless_changed(
+    client: &Client,
+    resource: &'static Resource,
+    namespace: Option<&str>,
+    name: &str,
+    patch: &Value,
+) -> Result<Option<Written>, Error> {
+    let from = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
+    match client.patch(resource, namespace, name, PatchType::Merge, patch, &PatchParams::default()).await {
+        Ok(patched) => Ok(Some(Written::Updated {
+            key: key_of(&patched),
+            from: from.to_string(),
+            to: kubelab_api::object::resource_version(&patched).to_string(),
+        })),
+        Err(ClientError::Api(err)) if err.code == 404 => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// `namespace/name` of an object held as JSON (the cache's key).
 pub use kubelab_api::informer::key_of;
 
-/// The current time as the API's timestamps hold it. (`Timestamp::now` needs a jiff feature k8s-openapi does
-/// not enable; the system clock is all it would read.)
-pub fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    let nanos = i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0);
-    Timestamp::new(seconds, nanos).unwrap_or(Timestamp::UNIX_EPOCH)
+/// The current time as the API's timestamps hold it (one definition for every component).
+pub use kubelab_api::time::now;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubelab_api::informer::Cache;
+
+    /// A controller that writes one pod on every reconcile, and whose pod cache never shows it (its informer is
+    /// not running): each key waits for the cache as long as the worker lets it.
+    struct Forgetful {
+        pods: Lister,
+    }
+
+    impl Controller for Forgetful {
+        type Observed = ();
+        type Action = ();
+
+        fn new(_client: &Client, _config: &Config) -> Result<(Self, Vec<Source>), Error> {
+            Ok((Forgetful { pods: Lister::new(Cache::default()) }, Vec::new()))
+        }
+
+        fn workers(_config: &Config) -> usize {
+            1
+        }
+
+        fn name(&self) -> &'static str {
+            "forgetful-controller"
+        }
+
+        fn observe(&self, _key: &str) -> Option<()> {
+            Some(())
+        }
+
+        fn reconcile(&self, _observed: &(), _now: Timestamp) -> Reconciled<()> {
+            Reconciled { actions: vec![()], requeue_after: None }
+        }
+
+        async fn apply(&self, _observed: &(), _actions: Vec<()>, writes: &mut Writes) -> Result<(), Error> {
+            writes.push(&self.pods, Written::Created { key: "default/web-x7k2p".into(), at: Instant::now() });
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_waits_for_its_writes_as_long_as_the_configured_cache_timeout_and_no_longer() {
+        let client = Client::new("http://127.0.0.1:9").unwrap();
+        let config = Config { cache_timeout: Duration::from_millis(200), ..Config::default() };
+        let (controller, _sources) = Forgetful::new(&client, &config).unwrap();
+        let queue = WorkQueue::default();
+        let started = Instant::now();
+        process(&controller, &queue, "default/web", config.settings_for::<Forgetful>().cache_timeout).await;
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200), "waited only {waited:?}");
+        assert!(waited < Duration::from_secs(5), "waited {waited:?}: the timeout was not the configured one");
+    }
+
+    #[tokio::test]
+    async fn writes_to_several_caches_share_one_deadline() {
+        let never = |key: &str| Written::Created { key: key.into(), at: Instant::now() };
+        let (pods, replica_sets) = (Lister::new(Cache::default()), Lister::new(Cache::default()));
+        let mut writes = Writes::default();
+        writes.push(&pods, never("default/a"));
+        writes.push(&replica_sets, never("default/b"));
+        let started = Instant::now();
+        assert!(!writes.wait(Duration::from_millis(200)).await);
+        assert!(started.elapsed() < Duration::from_millis(390), "{:?}", started.elapsed());
+        // A deletion of something the cache never held is shown at once.
+        let mut shown = Writes::default();
+        shown.push(&pods, Written::Deleted { key: "default/gone".into() });
+        assert!(shown.wait(Duration::from_secs(60)).await);
+    }
 }

@@ -43,7 +43,13 @@ pub mod replicaset;
 
 pub use controller::Error;
 
+use controller::start;
+use deployment::DeploymentController;
+use garbage_collector::GarbageCollector;
 use kubelab_api::client::Client;
+use namespace::NamespaceController;
+use node_lifecycle::NodeLifecycleController;
+use replicaset::ReplicaSetController;
 use std::time::Duration;
 
 // ANCHOR: config
@@ -54,6 +60,10 @@ pub struct Config {
     pub replicaset_workers: usize,
     /// Deployments reconciled in parallel (`--concurrent-deployment-syncs`, 5).
     pub deployment_workers: usize,
+    /// Objects the garbage collector looks at in parallel (`--concurrent-gc-syncs`, 20).
+    pub garbage_collector_workers: usize,
+    /// Namespaces emptied in parallel (`--concurrent-namespace-syncs`, 10).
+    pub namespace_workers: usize,
     /// Delay of a failed key's first retry; it doubles with each failure (client-go: 5 ms).
     pub retry_base_delay: Duration,
     /// The longest delay between retries of a failing key (client-go: 1000 s).
@@ -73,6 +83,8 @@ impl Default for Config {
         Config {
             replicaset_workers: 5,
             deployment_workers: 5,
+            garbage_collector_workers: 20,
+            namespace_workers: 10,
             retry_base_delay: Duration::from_millis(5),
             retry_max_delay: Duration::from_secs(1000),
             cache_timeout: Duration::from_secs(300),
@@ -85,10 +97,11 @@ impl Default for Config {
 // ANCHOR_END: config
 
 impl Config {
-    /// The runner settings these options imply (workers are set per controller).
-    pub fn settings(&self) -> controller::Settings {
+    /// How controller `C` runs with these options: its own number of workers, and the back-off and cache timeout
+    /// every controller shares (see [`controller::start`]).
+    pub fn settings_for<C: controller::Controller>(&self) -> controller::Settings {
         controller::Settings {
-            workers: 1,
+            workers: C::workers(self),
             backoff: controller::Backoff { base: self.retry_base_delay, max: self.retry_max_delay },
             cache_timeout: self.cache_timeout,
         }
@@ -102,11 +115,12 @@ impl Config {
 pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     // Dropping the JoinSet aborts every controller in it.
     let mut controllers = tokio::task::JoinSet::new();
-    controllers.spawn(replicaset::run(client.clone(), config.clone()));
-    controllers.spawn(deployment::run(client.clone(), config.clone()));
-    controllers.spawn(garbage_collector::run(client.clone(), config.settings()));
-    controllers.spawn(namespace::run(client.clone(), config.namespace, config.settings()));
-    controllers.spawn(node_lifecycle::run(client.clone(), config.node_lifecycle, config.settings()));
+    // Every controller is built and started alike: from a client and this configuration.
+    controllers.spawn(start::<ReplicaSetController>(client.clone(), config.clone()));
+    controllers.spawn(start::<DeploymentController>(client.clone(), config.clone()));
+    controllers.spawn(start::<GarbageCollector>(client.clone(), config.clone()));
+    controllers.spawn(start::<NamespaceController>(client.clone(), config.clone()));
+    controllers.spawn(start::<NodeLifecycleController>(client.clone(), config));
     while let Some(finished) = controllers.join_next().await {
         finished??;
     }

@@ -29,16 +29,16 @@
 //! (failed deletes are logged and retried), `deletecollection` (we delete object by object), and the periodic
 //! resync (`--namespace-sync-period`, 5 min).
 
-use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Settings, Source, Written};
+use crate::Config;
+use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Source, Writes, Written};
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kubelab_api::client::{Client, ClientError, ListParams, PatchType, PropagationPolicy};
+use kubelab_api::client::{Client, ClientError, ListParams, PatchType, PropagationPolicy, resource_of};
 use kubelab_api::resources::{RESOURCES, Resource};
 use kubelab_api::{ApiError, object};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// This controller's token in `spec.finalizers`.
@@ -58,17 +58,6 @@ impl Default for NamespaceTimings {
     }
 }
 // ANCHOR_END: timings
-
-/// `--concurrent-namespace-syncs`: how many namespaces are emptied in parallel.
-pub const WORKERS: usize = 10;
-
-/// Runs the namespace controller until the task is aborted. `settings` gives the back-off and cache timeout;
-/// the number of workers is the controller's own.
-pub async fn run(client: Client, timings: NamespaceTimings, settings: Settings) -> Result<(), Error> {
-    let (controller, sources) = NamespaceController::new(client, timings)?;
-    controller::run(controller, sources, Settings { workers: WORKERS, ..settings }).await;
-    Ok(())
-}
 
 /// One object still in a terminating namespace.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,21 +219,6 @@ pub struct NamespaceController {
 }
 
 impl NamespaceController {
-    /// Builds the controller and the informers it reads: Namespaces, and every namespaced kind, each change
-    /// of which brings its namespace back to the queue.
-    pub fn new(client: Client, timings: NamespaceTimings) -> Result<(Arc<Self>, Vec<Source>), ClientError> {
-        let namespaces = resource("v1", "Namespace")?;
-        let (source, lister) = Source::new(&client, namespaces, |ns| vec![object::name(ns).to_string()]);
-        let mut sources = vec![source];
-        let mut content = Vec::new();
-        for resource in RESOURCES.iter().filter(|r| r.namespaced) {
-            let (source, lister) = Source::new(&client, resource, |o| vec![object::namespace(o).to_string()]);
-            sources.push(source);
-            content.push((resource, lister));
-        }
-        Ok((Arc::new(NamespaceController { client, namespaces: lister, content, timings }), sources))
-    }
-
     /// Whether the apiserver itself still has objects in `namespace` (the caches may lag behind it).
     async fn still_has_content(&self, namespace: &str) -> Result<bool, ClientError> {
         for (resource, _) in &self.content {
@@ -265,6 +239,27 @@ impl NamespaceController {
 impl Controller for NamespaceController {
     type Observed = Observed;
     type Action = Action;
+
+    /// The informers it reads: Namespaces, and every namespaced kind, each change of which brings its namespace
+    /// back to the queue.
+    fn new(client: &Client, config: &Config) -> Result<(Self, Vec<Source>), Error> {
+        let (source, namespaces) =
+            Source::new(client, resource_of::<Namespace>()?, |ns| vec![object::name(ns).to_string()]);
+        let mut sources = vec![source];
+        let mut content = Vec::new();
+        for resource in RESOURCES.iter().filter(|r| r.namespaced) {
+            let (source, lister) = Source::new(client, resource, |o| vec![object::namespace(o).to_string()]);
+            sources.push(source);
+            content.push((resource, lister));
+        }
+        let controller = NamespaceController { client: client.clone(), namespaces, content, timings: config.namespace };
+        Ok((controller, sources))
+    }
+
+    /// `--concurrent-namespace-syncs`: 10.
+    fn workers(config: &Config) -> usize {
+        config.namespace_workers
+    }
 
     fn name(&self) -> &'static str {
         "namespace-controller"
@@ -292,10 +287,10 @@ impl Controller for NamespaceController {
         reconcile(observed, now, &self.timings)
     }
 
-    async fn apply(&self, observed: &Observed, actions: Vec<Action>) -> Result<(), Error> {
+    async fn apply(&self, observed: &Observed, actions: Vec<Action>, writes: &mut Writes) -> Result<(), Error> {
         let name = observed.namespace.metadata.name.clone().unwrap_or_default();
         let version = observed.namespace.metadata.resource_version.clone().unwrap_or_default();
-        let namespaces = resource("v1", "Namespace")?;
+        let namespaces = resource_of::<Namespace>()?;
         let mut outcomes = Outcomes::default();
         for action in actions {
             match action {
@@ -311,8 +306,7 @@ impl Controller for NamespaceController {
                     if outcomes.record(deleted).is_some()
                         && let Some(lister) = self.lister_of(resource)
                     {
-                        let written = [Written::Deleted { key: format!("{name}/{object_name}") }];
-                        lister.wait_for(&written, Duration::from_secs(5)).await;
+                        writes.push(lister, Written::Deleted { key: format!("{name}/{object_name}") });
                     }
                 }
                 Action::SetConditions(conditions) => {
@@ -330,21 +324,13 @@ impl Controller for NamespaceController {
                     let finalized = self.client.replace(namespaces, None, &name, &body).await;
                     if outcomes.record(finalized.map_err(Error::from)).is_some() {
                         tracing::info!(namespace = %name, "namespace emptied and finalized");
-                        self.namespaces
-                            .wait_for(&[Written::Deleted { key: name.clone() }], Duration::from_secs(5))
-                            .await;
+                        writes.push(&self.namespaces, Written::Deleted { key: name.clone() });
                     }
                 }
             }
         }
         outcomes.finish()
     }
-}
-
-/// The resource table's entry for a kind kubelab serves.
-fn resource(api_version: &str, kind: &str) -> Result<&'static Resource, ClientError> {
-    kubelab_api::resources::by_kind(api_version, kind)
-        .ok_or_else(|| ClientError::Usage(format!("kubelab does not serve {api_version} {kind}")))
 }
 
 #[cfg(test)]
@@ -432,6 +418,14 @@ mod tests {
             &NamespaceTimings::default(),
         );
         assert_eq!(decided.actions, [Action::Finalize { finalizers: vec!["example.com/audit".into()] }]);
+    }
+
+    #[test]
+    fn the_namespace_controller_runs_with_the_configured_cache_timeout_and_workers() {
+        // It used to wait a fixed 5 s for its caches; the wait is now the framework's, with these settings.
+        let config = Config { cache_timeout: Duration::from_millis(1500), namespace_workers: 3, ..Config::default() };
+        let settings = config.settings_for::<NamespaceController>();
+        assert_eq!((settings.cache_timeout, settings.workers), (Duration::from_millis(1500), 3));
     }
 
     #[test]

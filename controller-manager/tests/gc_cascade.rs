@@ -124,11 +124,10 @@ impl Cluster {
         let client = Client::new(&server.url())?;
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_for(&server.url()))?;
-        let settings =
-            kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() }
-                .settings();
+        let config = kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() };
         let mut controllers = tokio::task::JoinSet::new();
-        controllers.spawn(kubelab_controller_manager::garbage_collector::run(client.clone(), settings));
+        use kubelab_controller_manager::{controller::start, garbage_collector::GarbageCollector};
+        controllers.spawn(start::<GarbageCollector>(client.clone(), config));
         Ok(Cluster { client, kubeconfig, dir, _server: server, _controllers: controllers })
     }
 

@@ -136,13 +136,12 @@ impl Cluster {
         let client = Client::new(&server.url())?;
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_for(&server.url()))?;
-        let settings =
-            kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() }
-                .settings();
+        let config = kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() };
         let mut controllers = tokio::task::JoinSet::new();
-        let timings = kubelab_controller_manager::namespace::NamespaceTimings::default();
-        controllers.spawn(kubelab_controller_manager::namespace::run(client.clone(), timings, settings.clone()));
-        controllers.spawn(kubelab_controller_manager::garbage_collector::run(client.clone(), settings));
+        use kubelab_controller_manager::namespace::NamespaceController;
+        use kubelab_controller_manager::{controller::start, garbage_collector::GarbageCollector};
+        controllers.spawn(start::<NamespaceController>(client.clone(), config.clone()));
+        controllers.spawn(start::<GarbageCollector>(client.clone(), config));
         Ok(Cluster { client, kubeconfig, dir, _server: server, _controllers: controllers })
     }
 

@@ -162,11 +162,14 @@ impl Cluster {
         let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
         let server = kubelab_apiserver::start(config).await?;
         let client = Client::new(&server.url())?;
-        let settings =
-            kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() }
-                .settings();
+        let config = kubelab_controller_manager::Config {
+            cache_timeout: Duration::from_secs(5),
+            node_lifecycle: CONFIG,
+            ..Default::default()
+        };
         let mut controllers = tokio::task::JoinSet::new();
-        controllers.spawn(kubelab_controller_manager::node_lifecycle::run(client.clone(), CONFIG, settings));
+        use kubelab_controller_manager::{controller::start, node_lifecycle::NodeLifecycleController};
+        controllers.spawn(start::<NodeLifecycleController>(client.clone(), config));
         Ok(Cluster { client, _dir: dir, _server: server, _controllers: controllers })
     }
 

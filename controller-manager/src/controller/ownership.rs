@@ -18,8 +18,11 @@
 //! cache saw it (someone else adopted it first), the apiserver answers `409 Conflict` and the controller tries
 //! again with fresh data, instead of overwriting someone else's claim.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use super::Lister;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{self as meta, ObjectMeta, OwnerReference};
 use kubelab_api::selectors::LabelSelector;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -77,6 +80,49 @@ pub fn claim(owner: &ObjectMeta, selector: &LabelSelector, object: &ObjectMeta) 
     }
 }
 // ANCHOR_END: claim
+
+// ANCHOR: owners_of
+/// A kind that owns objects it selects by label: a ReplicaSet its pods, a Deployment its ReplicaSets.
+pub trait Selects: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta> + DeserializeOwned {
+    /// Its label selector (`spec.selector`).
+    fn selector(&self) -> Option<&meta::LabelSelector>;
+}
+
+impl Selects for ReplicaSet {
+    fn selector(&self) -> Option<&meta::LabelSelector> {
+        self.spec.as_ref().map(|spec| &spec.selector)
+    }
+}
+
+impl Selects for Deployment {
+    fn selector(&self) -> Option<&meta::LabelSelector> {
+        self.spec.as_ref().map(|spec| &spec.selector)
+    }
+}
+
+/// The keys of the owners of kind `O` that `object` matters to: its controller, if that is an `O`; if it is an
+/// orphan, every `O` of its namespace that selects it, since one of them may adopt it. (A pod's ReplicaSets, a
+/// ReplicaSet's Deployments: the lookup that maps a change to an owned object to the keys to reconcile.)
+pub fn owners_of<O: Selects>(object: &Value, owners: &Lister) -> Vec<String> {
+    let Some(Ok(object)) = object.get("metadata").map(|m| serde_json::from_value::<ObjectMeta>(m.clone())) else {
+        return Vec::new();
+    };
+    let namespace = object.namespace.clone().unwrap_or_default();
+    match controller_of(&object) {
+        Some(owner) if owner.kind == O::KIND => vec![format!("{namespace}/{}", owner.name)],
+        Some(_) => Vec::new(),
+        None => {
+            let labels = labels_of(&object);
+            let selects = |owner: &O| match owner.selector().map(LabelSelector::from_wire) {
+                Some(Ok(selector)) => !selector.is_empty() && selector.matches(&labels),
+                _ => false,
+            };
+            let candidates = owners.list_in::<O>(&namespace).into_iter();
+            candidates.filter(selects).map(|owner| key(owner.metadata())).collect()
+        }
+    }
+}
+// ANCHOR_END: owners_of
 
 /// A merge patch making `reference` the controller of `object`, guarded by the object's resourceVersion.
 /// (A merge patch replaces the whole list, so the object's other owners are written back as they were.)

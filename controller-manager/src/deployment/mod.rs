@@ -40,17 +40,14 @@ mod tests;
 pub use rollout::{Action, Plan, next_rollout_step};
 
 use crate::Config;
-use crate::controller::ownership::{self, controller_of};
-use crate::controller::{self, Controller, Error, Lister, Reconciled, Settings, Source, Written, to_json};
+use crate::controller::ownership::{self, controller_of, owners_of};
+use crate::controller::{self, Controller, Error, Lister, Reconciled, Source, Writes, Written, to_json};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kubelab_api::client::{Client, ClientError, PatchParams, PatchType, PropagationPolicy, resource_of};
 use kubelab_api::events::{EventType, Recorder};
-use kubelab_api::selectors::LabelSelector;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// The Deployment controller's state: a client, an event recorder and three caches.
@@ -60,7 +57,6 @@ pub struct DeploymentController {
     deployments: Lister,
     replica_sets: Lister,
     pods: Lister,
-    cache_timeout: Duration,
 }
 
 /// What one reconcile looks at: the Deployment, and every ReplicaSet and pod of its namespace.
@@ -68,56 +64,6 @@ pub struct Observed {
     pub deployment: Deployment,
     pub replica_sets: Vec<ReplicaSet>,
     pub pods: Vec<Pod>,
-}
-
-/// Runs the Deployment controller until the task is aborted.
-pub async fn run(client: Client, config: Config) -> Result<(), Error> {
-    let (controller, sources) = DeploymentController::new(&client, &config)?;
-    let settings = Settings { workers: config.deployment_workers, ..config.settings() };
-    controller::run(Arc::new(controller), sources, settings).await;
-    Ok(())
-}
-
-impl DeploymentController {
-    /// The controller and the three informers that feed it.
-    pub fn new(client: &Client, config: &Config) -> Result<(Self, Vec<Source>), Error> {
-        let (deployment_source, deployments) =
-            Source::new(client, resource_of::<Deployment>()?, |d| vec![controller::key_of(d)]);
-        let candidates = deployments.clone();
-        let (rs_source, replica_sets) =
-            Source::new(client, resource_of::<ReplicaSet>()?, move |rs| deployments_of(rs, &candidates));
-        let owners = replica_sets.clone();
-        let (pod_source, pods) = Source::new(client, resource_of::<Pod>()?, move |pod| deployment_of_pod(pod, &owners));
-        let controller = DeploymentController {
-            client: client.clone(),
-            recorder: Recorder::new(client.clone(), "deployment-controller"),
-            deployments,
-            replica_sets,
-            pods,
-            cache_timeout: config.cache_timeout,
-        };
-        Ok((controller, vec![deployment_source, rs_source, pod_source]))
-    }
-}
-
-/// The Deployments a ReplicaSet matters to: its controller if it is a Deployment; for an orphan, every
-/// Deployment of its namespace that selects it.
-fn deployments_of(rs: &Value, deployments: &Lister) -> Vec<String> {
-    let Ok(rs) = serde_json::from_value::<ReplicaSet>(rs.clone()) else { return Vec::new() };
-    let namespace = rs.metadata.namespace.clone().unwrap_or_default();
-    match controller_of(&rs.metadata) {
-        Some(owner) if owner.kind == "Deployment" => vec![format!("{namespace}/{}", owner.name)],
-        Some(_) => Vec::new(),
-        None => {
-            let labels = ownership::labels_of(&rs.metadata);
-            let selects = |d: &Deployment| {
-                let selector = d.spec.as_ref().map(|s| LabelSelector::from_wire(&s.selector));
-                matches!(selector, Some(Ok(s)) if !s.is_empty() && s.matches(&labels))
-            };
-            let candidates = deployments.list_in::<Deployment>(&namespace).into_iter();
-            candidates.filter(selects).map(|d| ownership::key(&d.metadata)).collect()
-        }
-    }
 }
 
 /// The Deployment a pod belongs to, through its controlling ReplicaSet (a Recreate rollout waits for old pods
@@ -137,6 +83,31 @@ impl Controller for DeploymentController {
     type Observed = Observed;
     type Action = Action;
 
+    /// Three informers: Deployments (each its own key), ReplicaSets (mapped to their Deployments) and pods
+    /// (mapped through their ReplicaSet). Nothing in `config` concerns it but its workers.
+    fn new(client: &Client, _config: &Config) -> Result<(Self, Vec<Source>), Error> {
+        let (deployment_source, deployments) =
+            Source::new(client, resource_of::<Deployment>()?, |d| vec![controller::key_of(d)]);
+        // A ReplicaSet matters to its Deployment, or, if it is an orphan, to every Deployment that selects it.
+        let candidates = deployments.clone();
+        let (rs_source, replica_sets) =
+            Source::new(client, resource_of::<ReplicaSet>()?, move |rs| owners_of::<Deployment>(rs, &candidates));
+        let owners = replica_sets.clone();
+        let (pod_source, pods) = Source::new(client, resource_of::<Pod>()?, move |pod| deployment_of_pod(pod, &owners));
+        let controller = DeploymentController {
+            client: client.clone(),
+            recorder: Recorder::new(client.clone(), "deployment-controller"),
+            deployments,
+            replica_sets,
+            pods,
+        };
+        Ok((controller, vec![deployment_source, rs_source, pod_source]))
+    }
+
+    fn workers(config: &Config) -> usize {
+        config.deployment_workers
+    }
+
     fn name(&self) -> &'static str {
         "deployment-controller"
     }
@@ -154,84 +125,59 @@ impl Controller for DeploymentController {
     }
 
     // ANCHOR: apply
-    async fn apply(&self, observed: &Observed, actions: Vec<Action>) -> Result<(), Error> {
+    /// Applies the plan in order; the first failure stops it (each step builds on the one before), and the key is
+    /// retried. Every write that went through is recorded: the worker waits for the caches to show it.
+    async fn apply(&self, observed: &Observed, actions: Vec<Action>, writes: &mut Writes) -> Result<(), Error> {
         let deployment = &observed.deployment;
         let about = to_json(deployment, || "Deployment".into())?;
         let namespace = deployment.metadata.namespace.as_deref();
-        let mut rs_writes = Vec::new();
-        let mut deployment_writes = Vec::new();
+        let (replica_sets, deployments) = (&self.replica_sets, &self.deployments);
         // The Deployment's resourceVersion as we last wrote it: the status write is based on it.
         let mut version = deployment.metadata.resource_version.clone().unwrap_or_default();
-        let result: Result<(), Error> = async {
-            for action in actions {
-                match action {
-                    Action::AdoptReplicaSet { name, patch } | Action::ReleaseReplicaSet { name, patch } => {
-                        rs_writes.extend(self.patch_replica_set(namespace, &name, &patch).await?);
+        for action in actions {
+            match action {
+                Action::AdoptReplicaSet { name, patch } | Action::ReleaseReplicaSet { name, patch } => {
+                    let resource = resource_of::<ReplicaSet>()?;
+                    let patched = controller::patch_unless_changed(&self.client, resource, namespace, &name, &patch);
+                    writes.extend(replica_sets, patched.await?);
+                }
+                Action::CreateReplicaSet(rs) => {
+                    writes.push(replica_sets, self.create_replica_set(deployment, &about, &rs).await?);
+                }
+                Action::UpdateReplicaSet { replica_set, scaled_from } => {
+                    writes.push(replica_sets, self.update_replica_set(&about, &replica_set, scaled_from).await?);
+                }
+                Action::DeleteReplicaSet { name } => {
+                    let resource = resource_of::<ReplicaSet>()?;
+                    match self.client.delete(resource, namespace, &name, PropagationPolicy::Background).await {
+                        Ok(_) | Err(ClientError::Api(kubelab_api::ApiError { code: 404, .. })) => {}
+                        Err(err) => return Err(err.into()),
                     }
-                    Action::CreateReplicaSet(rs) => {
-                        rs_writes.push(self.create_replica_set(deployment, &about, &rs).await?);
+                    let key = format!("{}/{name}", namespace.unwrap_or_default());
+                    writes.push(replica_sets, Written::Deleted { key });
+                }
+                Action::SetRevision(revision) => {
+                    let patch = json!({"metadata": {"annotations": {template::REVISION: revision}}});
+                    let written = self.patch_deployment(deployment, &version, &patch).await?;
+                    if let Written::Updated { to, .. } = &written {
+                        version = to.clone();
                     }
-                    Action::UpdateReplicaSet { replica_set, scaled_from } => {
-                        rs_writes.push(self.update_replica_set(&about, &replica_set, scaled_from).await?);
-                    }
-                    Action::DeleteReplicaSet { name } => {
-                        let resource = resource_of::<ReplicaSet>()?;
-                        match self.client.delete(resource, namespace, &name, PropagationPolicy::Background).await {
-                            Ok(_) | Err(ClientError::Api(kubelab_api::ApiError { code: 404, .. })) => {}
-                            Err(err) => return Err(err.into()),
-                        }
-                        rs_writes.push(Written::Deleted { key: format!("{}/{name}", namespace.unwrap_or_default()) });
-                    }
-                    Action::SetRevision(revision) => {
-                        let patch = json!({"metadata": {"annotations": {template::REVISION: revision}}});
-                        let written = self.patch_deployment(deployment, &version, &patch).await?;
-                        if let Written::Updated { to, .. } = &written {
-                            version = to.clone();
-                        }
-                        deployment_writes.push(written);
-                    }
-                    Action::UpdateStatus(status) => {
-                        deployment_writes.push(self.write_status(deployment, &version, *status).await?);
-                    }
-                    Action::Warn { reason, message } => {
-                        self.recorder.record(&about, EventType::Warning, reason, message).await;
-                    }
+                    writes.push(deployments, written);
+                }
+                Action::UpdateStatus(status) => {
+                    writes.push(deployments, self.write_status(deployment, &version, *status).await?);
+                }
+                Action::Warn { reason, message } => {
+                    self.recorder.record(&about, EventType::Warning, reason, message).await;
                 }
             }
-            Ok(())
         }
-        .await;
-        // Read our own writes (even after a failure, for those that went through) before the next step.
-        let caught_up = self.replica_sets.wait_for(&rs_writes, self.cache_timeout).await
-            && self.deployments.wait_for(&deployment_writes, self.cache_timeout).await;
-        if !caught_up {
-            tracing::warn!(deployment = %ownership::key(&deployment.metadata), "the cache did not catch up");
-        }
-        result
+        Ok(())
     }
     // ANCHOR_END: apply
 }
 
 impl DeploymentController {
-    async fn patch_replica_set(
-        &self,
-        namespace: Option<&str>,
-        name: &str,
-        patch: &Value,
-    ) -> Result<Option<Written>, Error> {
-        let from = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-        let resource = resource_of::<ReplicaSet>()?;
-        match self.client.patch(resource, namespace, name, PatchType::Merge, patch, &PatchParams::default()).await {
-            Ok(patched) => Ok(Some(Written::Updated {
-                key: controller::key_of(&patched),
-                from: from.to_string(),
-                to: kubelab_api::object::resource_version(&patched).to_string(),
-            })),
-            Err(ClientError::Api(err)) if err.code == 404 => Ok(None),
-            Err(err) => Err(err.into()),
-        }
-    }
-
     // ANCHOR: create_replica_set
     /// Creates the new ReplicaSet. If that fails for another reason than a name already taken (the cache was
     /// behind: the next step will find it), the Deployment says so: a `ReplicaSetCreateError` event and

@@ -17,7 +17,7 @@
 //!
 //! The shape is that of every controller here ([`crate::controller`]):
 //!
-//! - **observe**: informers follow every kind kubelab serves (but Events, see [`GarbageCollector::new`]). A
+//! - **observe**: informers follow every kind kubelab serves (but Events, see `new` in `impl Controller for GarbageCollector`). A
 //!   change to an object puts on the work queue the uid of the object and the uids of its owners: a deleted
 //!   owner's uid comes back as the key whose dependents must be looked at, and a deleted dependent's owners may
 //!   now finish a foreground deletion. Each key is observed as the whole ownership graph built from the caches
@@ -34,30 +34,19 @@
 pub mod graph;
 pub mod reconcile;
 
-use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Settings, Source, Written};
+use crate::Config;
+use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Source, Writes, Written};
 use graph::{Graph, ObjectRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
-use kubelab_api::client::{Client, ClientError, PatchParams, PatchType};
+use kubelab_api::client::{Client, ClientError};
 use kubelab_api::events::{EventType, Recorder};
 use kubelab_api::resources::{self, RESOURCES, Resource};
 use kubelab_api::{ApiError, object};
 use reconcile::Action;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// `--concurrent-gc-syncs`: how many keys are processed in parallel.
-pub const WORKERS: usize = 20;
-
-/// Runs the garbage collector until the task is aborted. `settings` gives the back-off and cache timeout; the
-/// number of workers is the garbage collector's own.
-pub async fn run(client: Client, settings: Settings) -> Result<(), Error> {
-    let (collector, sources) = GarbageCollector::new(&client, settings.cache_timeout);
-    controller::run(Arc::new(collector), sources, Settings { workers: WORKERS, ..settings }).await;
-    Ok(())
-}
+use std::sync::Mutex;
 
 /// The garbage collector's state: a client, a recorder, and one cache per kind.
 pub struct GarbageCollector {
@@ -67,8 +56,6 @@ pub struct GarbageCollector {
     /// Warnings already recorded, as (object uid, message): a bad ownerReference is reported once, not on every
     /// pass over the object.
     warned: Mutex<HashSet<(String, String)>>,
-    /// How long to wait for the caches to show our own writes.
-    cache_timeout: Duration,
 }
 
 /// What one key is observed as: the key (a uid), and the whole graph around it.
@@ -78,27 +65,6 @@ pub struct Observed {
 }
 
 impl GarbageCollector {
-    /// The garbage collector and its informers, one per kind kubelab serves but Events. Events are by far the
-    /// most numerous objects and never carry ownerReferences in practice (Kubernetes' garbage collector watches
-    /// them anyway; they expire after an hour instead); leaving them out keeps each graph small.
-    pub fn new(client: &Client, cache_timeout: Duration) -> (Self, Vec<Source>) {
-        let mut sources = Vec::new();
-        let mut listers = Vec::new();
-        for resource in RESOURCES.iter().filter(|r| r.kind != "Event") {
-            let (source, lister) = Source::new(client, resource, uids_concerned);
-            sources.push(source);
-            listers.push((resource, lister));
-        }
-        let collector = GarbageCollector {
-            client: client.clone(),
-            recorder: Recorder::new(client.clone(), "garbage-collector-controller"),
-            listers,
-            warned: Mutex::default(),
-            cache_timeout,
-        };
-        (collector, sources)
-    }
-
     fn lister_of(&self, object: &ObjectRef) -> Option<(&'static Resource, &Lister)> {
         self.listers
             .iter()
@@ -201,21 +167,12 @@ impl GarbageCollector {
         latest: &Value,
         metadata: Value,
     ) -> Result<Option<(&'static Resource, Written)>, Error> {
-        let version = object::resource_version(latest).to_string();
         let mut patch = json!({"metadata": metadata});
-        patch["metadata"]["resourceVersion"] = json!(version);
+        patch["metadata"]["resourceVersion"] = json!(object::resource_version(latest));
         let namespace = Some(object::namespace(latest)).filter(|ns| !ns.is_empty());
         let name = object::name(latest);
-        let patched =
-            match self.client.patch(resource, namespace, name, PatchType::Merge, &patch, &PatchParams::default()).await
-            {
-                Ok(patched) => patched,
-                Err(ClientError::Api(ApiError { code: 404, .. })) => return Ok(None),
-                Err(err) => return Err(err.into()),
-            };
-        let key = controller::key_of(latest);
-        let to = object::resource_version(&patched).to_string();
-        Ok(Some((resource, Written::Updated { key, from: version, to })))
+        let patched = controller::patch_unless_changed(&self.client, resource, namespace, name, &patch).await?;
+        Ok(patched.map(|written| (resource, written)))
     }
     // ANCHOR_END: patch_metadata
 }
@@ -245,6 +202,31 @@ impl Controller for GarbageCollector {
     type Observed = Observed;
     type Action = Action;
 
+    /// One informer per kind kubelab serves but Events. Events are by far the most numerous objects and never
+    /// carry ownerReferences in practice (Kubernetes' garbage collector watches them anyway; they expire after an
+    /// hour instead); leaving them out keeps each graph small. Nothing in `config` concerns it but its workers.
+    fn new(client: &Client, _config: &Config) -> Result<(Self, Vec<Source>), Error> {
+        let mut sources = Vec::new();
+        let mut listers = Vec::new();
+        for resource in RESOURCES.iter().filter(|r| r.kind != "Event") {
+            let (source, lister) = Source::new(client, resource, uids_concerned);
+            sources.push(source);
+            listers.push((resource, lister));
+        }
+        let collector = GarbageCollector {
+            client: client.clone(),
+            recorder: Recorder::new(client.clone(), "garbage-collector-controller"),
+            listers,
+            warned: Mutex::default(),
+        };
+        Ok((collector, sources))
+    }
+
+    /// `--concurrent-gc-syncs`: 20.
+    fn workers(config: &Config) -> usize {
+        config.garbage_collector_workers
+    }
+
     fn name(&self) -> &'static str {
         "garbage-collector-controller"
     }
@@ -258,15 +240,14 @@ impl Controller for GarbageCollector {
         Reconciled { actions: reconcile::reconcile_key(&observed.uid, &observed.graph), requeue_after: None }
     }
 
-    async fn apply(&self, observed: &Observed, actions: Vec<Action>) -> Result<(), Error> {
+    async fn apply(&self, observed: &Observed, actions: Vec<Action>, writes: &mut Writes) -> Result<(), Error> {
         let mut outcomes = Outcomes::default();
-        let mut writes: Vec<(&'static Resource, Written)> = Vec::new();
         for action in actions {
-            writes.extend(outcomes.record(self.apply_one(&observed.graph, action).await).flatten());
-        }
-        for (resource, written) in writes {
-            if let Some((_, lister)) = self.listers.iter().find(|(r, _)| *r == resource) {
-                lister.wait_for(std::slice::from_ref(&written), self.cache_timeout).await;
+            let written = outcomes.record(self.apply_one(&observed.graph, action).await).flatten();
+            if let Some((resource, written)) = written
+                && let Some((_, lister)) = self.listers.iter().find(|(r, _)| *r == resource)
+            {
+                writes.push(lister, written);
             }
         }
         outcomes.finish()

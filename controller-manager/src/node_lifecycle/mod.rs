@@ -31,20 +31,20 @@
 pub mod eviction;
 pub mod health;
 
-use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Settings, Source, Written};
+use crate::Config;
+use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Source, Writes, Written};
 use eviction::{EvictionTimings, pods_to_evict};
 use health::{HealthTimings, plan_node};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use k8s_openapi::jiff::Timestamp;
-use kubelab_api::client::{Client, ClientError, PatchParams, PatchType, PropagationPolicy};
+use kubelab_api::client::{Client, ClientError, PatchParams, PatchType, PropagationPolicy, resource_of};
 use kubelab_api::events::{EventType, Recorder};
-use kubelab_api::resources::{self, Resource};
 use kubelab_api::taints::NO_EXECUTE;
 use kubelab_api::{ApiError, object};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The namespace of the kubelets' heartbeat Leases.
@@ -73,13 +73,6 @@ impl Default for NodeLifecycleConfig {
 }
 // ANCHOR_END: config
 
-/// Runs the node lifecycle controller until the task is aborted.
-pub async fn run(client: Client, config: NodeLifecycleConfig, settings: Settings) -> Result<(), Error> {
-    let (lifecycle, sources) = NodeLifecycleController::new(&client, config, settings.cache_timeout)?;
-    controller::run(Arc::new(lifecycle), sources, Settings { workers: 1, ..settings }).await;
-    Ok(())
-}
-
 /// The controller: a client, a recorder, and caches of Nodes, Leases and Pods.
 pub struct NodeLifecycleController {
     client: Client,
@@ -91,7 +84,6 @@ pub struct NodeLifecycleController {
     /// When each `NoExecute` taint without a `timeAdded` was first seen, by (node, taint key): tolerations count
     /// from there. Our own taints always carry `timeAdded`; one added by hand may not.
     first_seen: Mutex<HashMap<(String, String), Timestamp>>,
-    cache_timeout: Duration,
 }
 
 /// One node, and what its health and its Pods' fate depend on.
@@ -164,35 +156,6 @@ pub fn reconcile(observed: &Observed, now: Timestamp, config: &NodeLifecycleConf
 // ANCHOR_END: reconcile
 
 impl NodeLifecycleController {
-    /// The controller and its informers: a Node, its Lease and its Pods all map to the node's name.
-    pub fn new(
-        client: &Client,
-        config: NodeLifecycleConfig,
-        cache_timeout: Duration,
-    ) -> Result<(Self, Vec<Source>), ClientError> {
-        let (node_source, nodes) = Source::new(client, resource("v1", "Node")?, |n| vec![object::name(n).into()]);
-        let (lease_source, leases) =
-            Source::new(client, resource("coordination.k8s.io/v1", "Lease")?, |lease| match object::namespace(lease) {
-                NODE_LEASE_NAMESPACE => vec![object::name(lease).to_string()],
-                _ => Vec::new(),
-            });
-        let (pod_source, pods) = Source::new(client, resource("v1", "Pod")?, |pod| {
-            let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
-            if node.is_empty() { Vec::new() } else { vec![node.to_string()] }
-        });
-        let controller = NodeLifecycleController {
-            client: client.clone(),
-            recorder: Recorder::new(client.clone(), "node-controller"),
-            nodes,
-            leases,
-            pods,
-            config,
-            first_seen: Mutex::default(),
-            cache_timeout,
-        };
-        Ok((controller, vec![node_source, lease_source, pod_source]))
-    }
-
     fn lease_of(&self, node: &str) -> Option<Lease> {
         self.leases.get(&format!("{NODE_LEASE_NAMESPACE}/{node}"))
     }
@@ -219,7 +182,7 @@ impl NodeLifecycleController {
     /// Writes a merge patch carrying the resourceVersion read, to the node or its status; returns the new
     /// resourceVersion. A `409` means the kubelet (or someone) wrote in between: the key is retried.
     async fn patch_node(&self, name: &str, version: &str, patch: Value, status: bool) -> Result<String, Error> {
-        let nodes = resource("v1", "Node")?;
+        let nodes = resource_of::<Node>()?;
         let mut patch = patch;
         patch["metadata"] = json!({"resourceVersion": version});
         let patched = if status {
@@ -232,7 +195,7 @@ impl NodeLifecycleController {
 
     /// Deletes one Pod, saying why on the Pod, as the taint eviction controller does.
     async fn evict(&self, namespace: &str, name: &str, uid: &str) -> Result<Option<Written>, Error> {
-        let pods = resource("v1", "Pod")?;
+        let pods = resource_of::<Pod>()?;
         let about =
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "uid": uid}});
         self.recorder
@@ -254,6 +217,35 @@ impl NodeLifecycleController {
 impl Controller for NodeLifecycleController {
     type Observed = Observed;
     type Action = Action;
+
+    /// Its informers: a Node, its Lease and its Pods all map to the node's name.
+    fn new(client: &Client, config: &Config) -> Result<(Self, Vec<Source>), Error> {
+        let (node_source, nodes) = Source::new(client, resource_of::<Node>()?, |n| vec![object::name(n).into()]);
+        let (lease_source, leases) =
+            Source::new(client, resource_of::<Lease>()?, |lease| match object::namespace(lease) {
+                NODE_LEASE_NAMESPACE => vec![object::name(lease).to_string()],
+                _ => Vec::new(),
+            });
+        let (pod_source, pods) = Source::new(client, resource_of::<Pod>()?, |pod| {
+            let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
+            if node.is_empty() { Vec::new() } else { vec![node.to_string()] }
+        });
+        let controller = NodeLifecycleController {
+            client: client.clone(),
+            recorder: Recorder::new(client.clone(), "node-controller"),
+            nodes,
+            leases,
+            pods,
+            config: config.node_lifecycle,
+            first_seen: Mutex::default(),
+        };
+        Ok((controller, vec![node_source, lease_source, pod_source]))
+    }
+
+    /// One worker: deciding for one node is quick, and the nodes are few.
+    fn workers(_config: &Config) -> usize {
+        1
+    }
 
     fn name(&self) -> &'static str {
         "node-lifecycle-controller"
@@ -286,7 +278,7 @@ impl Controller for NodeLifecycleController {
         reconcile(observed, now, &self.config)
     }
 
-    async fn apply(&self, observed: &Observed, actions: Vec<Action>) -> Result<(), Error> {
+    async fn apply(&self, observed: &Observed, actions: Vec<Action>, writes: &mut Writes) -> Result<(), Error> {
         let node = &observed.node;
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut version = node.metadata.resource_version.clone().unwrap_or_default();
@@ -318,15 +310,9 @@ impl Controller for NodeLifecycleController {
                 }
             }
         }
-        self.pods.wait_for(&evicted, self.cache_timeout).await;
+        writes.extend(&self.pods, evicted);
         outcomes.finish()
     }
-}
-
-/// The resource table's entry for a kind kubelab serves.
-fn resource(api_version: &str, kind: &str) -> Result<&'static Resource, ClientError> {
-    resources::by_kind(api_version, kind)
-        .ok_or_else(|| ClientError::Usage(format!("kubelab does not serve {api_version} {kind}")))
 }
 
 #[cfg(test)]

@@ -21,19 +21,15 @@ pub mod pods;
 pub mod reconcile;
 
 use crate::Config;
-use crate::controller::ownership::{self, controller_of};
-use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Settings, Source, Written, to_json};
+use crate::controller::ownership::{self, owners_of};
+use crate::controller::{self, Controller, Error, Lister, Outcomes, Reconciled, Source, Writes, Written, to_json};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kubelab_api::client::{Client, ClientError, PatchParams, PatchType, PropagationPolicy, resource_of};
+use kubelab_api::client::{Client, ClientError, PropagationPolicy, resource_of};
 use kubelab_api::events::{EventType, Recorder};
-use kubelab_api::selectors::LabelSelector;
 use reconcile::Action;
-use serde_json::Value;
-use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// The ReplicaSet controller's state: a client, an event recorder and two caches.
@@ -44,8 +40,6 @@ pub struct ReplicaSetController {
     pods: Lister,
     /// Create pods in batches of 1, 2, 4... (Kubernetes always does; configurable here to show the difference).
     slow_start: bool,
-    /// How long to wait for the pod cache to show our own writes.
-    cache_timeout: Duration,
 }
 
 /// What one reconcile looks at: the ReplicaSet and every pod of its namespace.
@@ -54,59 +48,31 @@ pub struct Observed {
     pub pods: Vec<Pod>,
 }
 
-/// Runs the ReplicaSet controller until the task is aborted.
-pub async fn run(client: Client, config: Config) -> Result<(), Error> {
-    let (controller, sources) = ReplicaSetController::new(&client, &config)?;
-    let settings = Settings { workers: config.replicaset_workers, ..config.settings() };
-    controller::run(Arc::new(controller), sources, settings).await;
-    Ok(())
-}
+impl Controller for ReplicaSetController {
+    type Observed = Observed;
+    type Action = Action;
 
-impl ReplicaSetController {
-    /// The controller and the two informers that feed it.
-    pub fn new(client: &Client, config: &Config) -> Result<(Self, Vec<Source>), Error> {
+    /// Two informers: ReplicaSets (each its own key) and pods (mapped to their ReplicaSets).
+    fn new(client: &Client, config: &Config) -> Result<(Self, Vec<Source>), Error> {
         let (rs_resource, pod_resource) = (resource_of::<ReplicaSet>()?, resource_of::<Pod>()?);
         let (rs_source, replica_sets) = Source::new(client, rs_resource, |rs| vec![controller::key_of(rs)]);
-        let by_selector = replica_sets.clone();
-        let (pod_source, pods) = Source::new(client, pod_resource, move |pod| replica_sets_of(pod, &by_selector));
+        // A pod matters to its ReplicaSet, or, if it is an orphan, to every ReplicaSet that selects it.
+        let candidates = replica_sets.clone();
+        let (pod_source, pods) =
+            Source::new(client, pod_resource, move |pod| owners_of::<ReplicaSet>(pod, &candidates));
         let controller = ReplicaSetController {
             client: client.clone(),
             recorder: Recorder::new(client.clone(), "replicaset-controller"),
             replica_sets,
             pods,
             slow_start: config.slow_start,
-            cache_timeout: config.cache_timeout,
         };
         Ok((controller, vec![rs_source, pod_source]))
     }
-}
 
-/// The keys of the ReplicaSets a pod matters to: its controller if it is a ReplicaSet; if it is an orphan, every
-/// ReplicaSet of its namespace that selects it (one of them may adopt it).
-pub fn replica_sets_of(pod: &Value, replica_sets: &Lister) -> Vec<String> {
-    let Ok(pod) = serde_json::from_value::<Pod>(pod.clone()) else { return Vec::new() };
-    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-    match controller_of(&pod.metadata) {
-        Some(owner) if owner.kind == "ReplicaSet" => vec![format!("{namespace}/{}", owner.name)],
-        Some(_) => Vec::new(),
-        None => {
-            let labels = ownership::labels_of(&pod.metadata);
-            replica_sets
-                .list_in::<ReplicaSet>(&namespace)
-                .into_iter()
-                .filter(|rs| {
-                    let selector = rs.spec.as_ref().map(|s| LabelSelector::from_wire(&s.selector));
-                    matches!(selector, Some(Ok(s)) if !s.is_empty() && s.matches(&labels))
-                })
-                .map(|rs| ownership::key(&rs.metadata))
-                .collect()
-        }
+    fn workers(config: &Config) -> usize {
+        config.replicaset_workers
     }
-}
-
-impl Controller for ReplicaSetController {
-    type Observed = Observed;
-    type Action = Action;
 
     fn name(&self) -> &'static str {
         "replicaset-controller"
@@ -123,23 +89,25 @@ impl Controller for ReplicaSetController {
     }
 
     // ANCHOR: apply
-    async fn apply(&self, observed: &Observed, actions: Vec<Action>) -> Result<(), Error> {
+    async fn apply(&self, observed: &Observed, actions: Vec<Action>, writes: &mut Writes) -> Result<(), Error> {
         let rs = &observed.replica_set;
         let mut outcomes = Outcomes::default();
-        let mut pod_writes = Vec::new();
-        let mut rs_writes = Vec::new();
+        // Every write that goes through is recorded: the worker waits for the caches to show it.
+        let (pods, replica_sets) = (&self.pods, &self.replica_sets);
         // Why creating or deleting pods failed, for the ReplicaFailure condition.
         let mut failure: Option<(&str, String)> = None;
         let mut status_written = false;
         for action in actions {
             match action {
                 Action::Adopt { pod, patch } | Action::Release { pod, patch } => {
-                    let result = self.patch_pod(rs, &pod, &patch).await;
-                    pod_writes.extend(outcomes.record(result).flatten());
+                    let namespace = rs.metadata.namespace.as_deref();
+                    let result =
+                        controller::patch_unless_changed(&self.client, resource_of::<Pod>()?, namespace, &pod, &patch);
+                    writes.extend(pods, outcomes.record(result.await).flatten());
                 }
                 Action::CreatePods { count, pod } => {
                     let (created, error) = self.create_pods(rs, &pod, count).await;
-                    pod_writes.extend(created);
+                    writes.extend(pods, created);
                     if let Some(err) = error {
                         failure = Some(("FailedCreate", err.to_string()));
                         outcomes.record::<()>(Err(err));
@@ -147,7 +115,7 @@ impl Controller for ReplicaSetController {
                 }
                 Action::DeletePods(names) => {
                     let (deleted, error) = self.delete_pods(rs, &names).await;
-                    pod_writes.extend(deleted);
+                    writes.extend(pods, deleted);
                     if let Some(err) = error {
                         failure = Some(("FailedDelete", err.to_string()));
                         outcomes.record::<()>(Err(err));
@@ -155,7 +123,7 @@ impl Controller for ReplicaSetController {
                 }
                 Action::UpdateStatus(status) => {
                     let status = with_failure(*status, rs, failure.as_ref());
-                    rs_writes.extend(outcomes.record(self.write_status(rs, status).await));
+                    writes.extend(replica_sets, outcomes.record(self.write_status(rs, status).await));
                     status_written = true;
                 }
             }
@@ -164,14 +132,8 @@ impl Controller for ReplicaSetController {
             // The status had not changed, but now it must say that pods could not be created or deleted.
             let status = with_failure(rs.status.clone().unwrap_or_default(), rs, Some(failure));
             if Some(&status) != rs.status.as_ref() {
-                rs_writes.extend(outcomes.record(self.write_status(rs, status).await));
+                writes.extend(replica_sets, outcomes.record(self.write_status(rs, status).await));
             }
-        }
-        // Read our own writes before the next reconcile of this ReplicaSet.
-        let caught_up = self.pods.wait_for(&pod_writes, self.cache_timeout).await
-            && self.replica_sets.wait_for(&rs_writes, self.cache_timeout).await;
-        if !caught_up {
-            tracing::warn!(replicaset = %ownership::key(&rs.metadata), "the cache did not catch up with our writes");
         }
         outcomes.finish()
     }
@@ -179,23 +141,6 @@ impl Controller for ReplicaSetController {
 }
 
 impl ReplicaSetController {
-    /// Adopts or releases a pod. A pod that is gone needs neither.
-    async fn patch_pod(&self, rs: &ReplicaSet, pod: &str, patch: &Value) -> Result<Option<Written>, Error> {
-        let namespace = rs.metadata.namespace.as_deref();
-        let from = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default();
-        let resource = resource_of::<Pod>()?;
-        let params = PatchParams::default();
-        match self.client.patch(resource, namespace, pod, PatchType::Merge, patch, &params).await {
-            Ok(patched) => Ok(Some(Written::Updated {
-                key: controller::key_of(&patched),
-                from: from.to_string(),
-                to: kubelab_api::object::resource_version(&patched).to_string(),
-            })),
-            Err(ClientError::Api(err)) if err.code == 404 => Ok(None),
-            Err(err) => Err(err.into()),
-        }
-    }
-
     // ANCHOR: slow_start
     /// Creates `count` pods like `pod`, in batches of 1, 2, 4... (all at once without slow start), stopping after
     /// the first batch in which a creation fails. Returns what was created and the first error.
