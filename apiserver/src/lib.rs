@@ -9,7 +9,7 @@
 //!   kubectl / kubelab / components
 //!              │  HTTP: GET, POST, PUT, PATCH, DELETE, ?watch=1
 //!              ▼
-//!   server ── fixed paths: /version, /healthz, discovery (/api, /apis), /openapi/v3
+//!   server ── fixed paths: /version, /healthz, discovery (/api, /apis), /openapi/v2, /openapi/v3
 //!              │
 //!   rest ───── one handler for every resource: path → (resource, namespace, name, subresource)
 //!              │                               (paths), body → JSON (protobuf for kubectl create)

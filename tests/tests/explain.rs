@@ -140,6 +140,18 @@ async fn deployment_fields_at_depth_1_3_and_5_and_recursive() -> anyhow::Result<
             ],
             "deployment.spec.strategy --recursive",
         );
+        // The same fields from the v2 document, in the older format, whose types name no definitions.
+        let v2 = explain(&kubectl, &["deployment.spec.template.spec", "--output=plaintext-openapiv2"]).await?;
+        assert_prints(
+            &v2,
+            &[
+                "RESOURCE: spec <Object>",
+                "containers <[]Object> -required- List of containers belonging to the pod.",
+                "nodeSelector <map[string]string>",
+                "affinity <Object>",
+            ],
+            "deployment.spec.template.spec --output=plaintext-openapiv2",
+        );
         let whole = explain(&kubectl, &["deployment", "--recursive"]).await?;
         assert_prints(
             &whole,
