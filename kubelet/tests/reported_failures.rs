@@ -11,27 +11,27 @@ use std::time::Duration;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// A pause image that cannot run: it writes a line on stderr and exits 3, as a pause built from a dynamically
-/// linked busybox dies with `exec /bin/sh: no such file or directory`. Removed when dropped. (Kept in this file:
-/// no other test builds images.)
+/// A pause image that cannot run, made as the machine made it: `FROM scratch` with a dynamically linked
+/// `/bin/sh` (Debian's `dash` here, like the dynamic busybox there) and no loader, so it dies at once with
+/// `exec /bin/sh: no such file or directory`. Removed when dropped. (Kept in this file: no other test builds
+/// images.)
 struct BrokenPause(String);
 
 impl BrokenPause {
-    async fn build() -> BrokenPause {
-        let docker = kubelab_kubelet::docker::connect().await.unwrap();
-        kubelab_kubelet::images::ensure_local_images(&docker).await.unwrap();
+    fn build() -> BrokenPause {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::create_dir(context.path().join("bin")).unwrap();
+        std::fs::copy("/bin/dash", context.path().join("bin/sh")).unwrap();
+        let dockerfile = "FROM scratch\nCOPY bin/ /bin/\nCMD [\"/bin/sh\", \"-c\", \"sleep 3600\"]\n";
+        std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
         let tag = format!("kubelab/test-broken-pause:{}", std::process::id());
-        let dockerfile = "FROM kubelab/busybox:1\nCMD [\"sh\", \"-c\", \"echo pause cannot start >&2; exit 3\"]\n";
-        let mut build = Command::new("docker")
-            .args(["build", "-q", "-t", &tag, "-"])
+        let built = Command::new("docker")
+            .args(["build", "-q", "-t", &tag])
+            .arg(context.path())
             .env("DOCKER_BUILDKIT", "0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
+            .output()
             .expect("docker build");
-        use std::io::Write as _;
-        build.stdin.take().unwrap().write_all(dockerfile.as_bytes()).unwrap();
-        assert!(build.wait().unwrap().success(), "docker build of {tag} failed");
+        assert!(built.status.success(), "docker build of {tag}: {}", String::from_utf8_lossy(&built.stderr));
         BrokenPause(tag)
     }
 }
@@ -49,7 +49,7 @@ fn messages(events: &[Value], reason: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_sandbox_that_exits_at_once_reports_its_exit_code_and_output() {
     // Declared first, dropped last: the node's containers are removed before their image.
-    let image = BrokenPause::build().await;
+    let image = BrokenPause::build();
     let mut node = TestNode::without_kubelet("badpause").await;
     let mut config = node.config();
     config.pod_infra_container_image = image.0.clone();
@@ -71,13 +71,13 @@ async fn a_sandbox_that_exits_at_once_reports_its_exit_code_and_output() {
     assert_eq!(waiting["reason"], "ContainerCreating");
     let message = waiting["message"].as_str().unwrap();
     assert!(message.starts_with("Failed to create pod sandbox: pod sandbox k8s_POD_stuck_default_"), "{message}");
-    assert!(message.contains("exited with code 3"), "{message}");
-    assert!(message.ends_with("its last output: \"pause cannot start\""), "{message}");
+    assert!(message.contains("exited with code 1"), "{message}");
+    assert!(message.contains("no such file or directory"), "{message}");
     assert_eq!(phase(&pod), "Pending");
 
     let events = node.events("stuck").await;
     let failed = messages(&events, "FailedCreatePodSandBox");
-    assert!(failed.iter().any(|m| m.contains("exited with code 3") && m.contains("pause cannot start")), "{failed:?}");
+    assert!(failed.iter().any(|m| m.contains("exited with code 1") && m.contains("exec /bin/sh")), "{failed:?}");
     let all: Vec<String> = events.iter().map(|e| e["message"].as_str().unwrap_or_default().to_string()).collect();
     assert!(!all.iter().any(|m| m.contains("cannot join network")), "the downstream error leaked: {all:?}");
     // The sandbox is replaced at once the first time, then after the back-off (2 s in these tests), not as fast
@@ -86,7 +86,7 @@ async fn a_sandbox_that_exits_at_once_reports_its_exit_code_and_output() {
         let node = &node;
         move || async move {
             let events = node.events("stuck").await;
-            let needle = format!("_{attempt} exited with code 3");
+            let needle = format!("_{attempt} exited with code 1");
             messages(&events, "FailedCreatePodSandBox").iter().any(|m| m.contains(&needle)).then_some(())
         }
     };
