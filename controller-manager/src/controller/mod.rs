@@ -50,8 +50,9 @@ pub use queue::{Backoff, WorkQueue};
 
 use crate::Config;
 use futures::future::join_all;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kubelab_api::client::{Client, ClientError, ListParams, PatchParams, PatchType};
+use kubelab_api::client::{Client, ClientError, ListParams, PatchParams, PatchType, resource_of};
 use kubelab_api::informer::Informer;
 use kubelab_api::resources::Resource;
 use serde_json::Value;
@@ -396,6 +397,25 @@ pub async fn patch_unless_changed(
         Err(ClientError::Api(err)) if err.code == 404 => Ok(None),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Writes `object`'s status through the `status` subresource, based on the `resourceVersion` the object carries
+/// (a `409 Conflict` means the cache was behind: the key is retried on fresh data). (ReplicaSet and Deployment
+/// statuses.)
+pub async fn update_status<K>(client: &Client, object: &K) -> Result<Written, Error>
+where
+    K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta> + serde::Serialize,
+{
+    let meta = object.metadata();
+    let body = to_json(object, || format!("{} status", K::KIND))?;
+    let resource = resource_of::<K>()?;
+    let name = meta.name.as_deref().unwrap_or_default();
+    let written = client.update_status(resource, meta.namespace.as_deref(), name, &body).await?;
+    Ok(Written::Updated {
+        key: ownership::key(meta),
+        from: meta.resource_version.clone().unwrap_or_default(),
+        to: kubelab_api::object::resource_version(&written).to_string(),
+    })
 }
 
 /// `namespace/name` of an object held as JSON (the cache's key).

@@ -267,14 +267,6 @@ impl DeploymentController {
         let mut updated = deployment.clone();
         updated.metadata.resource_version = Some(version.to_string());
         updated.status = Some(status);
-        let body = to_json(&updated, || "Deployment status".into())?;
-        let name = deployment.metadata.name.as_deref().unwrap_or_default();
-        let namespace = deployment.metadata.namespace.as_deref();
-        let written = self.client.update_status(resource_of::<Deployment>()?, namespace, name, &body).await?;
-        Ok(Written::Updated {
-            key: ownership::key(&deployment.metadata),
-            from: version.to_string(),
-            to: kubelab_api::object::resource_version(&written).to_string(),
-        })
+        controller::update_status(&self.client, &updated).await
     }
 }

@@ -219,15 +219,7 @@ impl ReplicaSetController {
     async fn write_status(&self, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<Written, Error> {
         let mut updated = rs.clone();
         updated.status = Some(status);
-        let body = to_json(&updated, || "ReplicaSet status".into())?;
-        let name = rs.metadata.name.as_deref().unwrap_or_default();
-        let namespace = rs.metadata.namespace.as_deref();
-        let written = self.client.update_status(resource_of::<ReplicaSet>()?, namespace, name, &body).await?;
-        Ok(Written::Updated {
-            key: ownership::key(&rs.metadata),
-            from: rs.metadata.resource_version.clone().unwrap_or_default(),
-            to: kubelab_api::object::resource_version(&written).to_string(),
-        })
+        controller::update_status(&self.client, &updated).await
     }
 }
 
