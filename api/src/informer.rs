@@ -5,6 +5,12 @@
 //!
 //! 1. **list** the objects, remember the list's `resourceVersion`;
 //! 2. **watch** from that version: every change after the list arrives as an event, nothing is missed;
+//!
+//!    Steps 1 and 2 can be one request: a *streaming list* (watch-list, KEP-3157) is a watch that first sends
+//!    every object as an ADDED event, then a bookmark saying "that was all of them", then the changes. The server
+//!    never builds the whole list in memory. The informer asks for one first and, when the server refuses
+//!    (`422`, as kube-apiserver does with its `WatchList` feature off), lists and watches instead, as client-go's
+//!    reflector does;
 //! 3. keep a **cache** of the objects, updated by each event, that the component reads instead of the apiserver;
 //! 4. when the watch ends (a timeout, a restart of the apiserver) **watch again** from the last version seen;
 //!    when the server says that version is too old (`410 Expired`), go back to 1 — the cache is rebuilt from a
@@ -16,7 +22,7 @@
 //! What we leave out: client-go's shared informer factory (one watch per kind shared by every controller of a
 //! process) and its resync timer.
 
-use crate::client::{Client, ClientError, ListParams, WatchEventType};
+use crate::client::{Client, ClientError, ListParams, WatchEventType, WatchStream};
 use crate::resources::Resource;
 use crate::{ApiError, object};
 use futures::{Stream, StreamExt};
@@ -46,6 +52,11 @@ pub fn key_of(object: &Value) -> String {
     }
 }
 
+/// How long the initial events of a streaming list may take to end with their bookmark. A server too old to know
+/// `sendInitialEvents` ignores it, sends the objects and then never that bookmark: after this long the informer
+/// falls back to list + watch.
+const INITIAL_EVENTS_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Lists and watches `resource` forever, as a stream of changes. Errors are retried with back-off (1 s doubling to
 /// 30 s); the stream only yields them so the caller can log them.
 pub fn watch_changes(
@@ -59,23 +70,37 @@ pub fn watch_changes(
         let mut backoff = Duration::from_secs(1);
         // Outer loop: (re)list. Inner loop: (re)watch from the last version seen.
         'list: loop {
-            let list = match client.list(resource, namespace.as_deref(), &params).await {
-                Ok(list) => list,
-                Err(err) => {
-                    if tx.send(Err(err)).await.is_err() {
-                        return;
+            // ANCHOR: informer_start
+            // 1. The objects as they are now, and the version they were read at: a streaming list when the server
+            //    has it (the watch then simply goes on), a list otherwise — as client-go's reflector falls back.
+            let (items, mut version, mut streaming) = match streaming_list(&client, resource, &namespace, &params).await
+            {
+                Ok((items, version, events)) => (items, version, Some(events)),
+                Err(refused) => {
+                    tracing::debug!(resource = resource.plural, error = %refused, "informer: no streaming list, listing");
+                    match client.list(resource, namespace.as_deref(), &params).await {
+                        Ok(list) => (list.items, list.resource_version, None),
+                        Err(err) => {
+                            if tx.send(Err(err)).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(30));
+                            continue 'list;
+                        }
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    continue 'list;
                 }
             };
-            let mut version = list.resource_version;
-            if tx.send(Ok(Change::Restarted(list.items))).await.is_err() {
+            // ANCHOR_END: informer_start
+            if tx.send(Ok(Change::Restarted(items))).await.is_err() {
                 return;
             }
             loop {
-                let mut events = match client.watch(resource, namespace.as_deref(), &params, &version).await {
+                let watch = match streaming.take() {
+                    Some(events) => Ok(events),
+                    None => client.watch(resource, namespace.as_deref(), &params, &version).await,
+                };
+                let mut events = match watch {
                     Ok(events) => events,
                     Err(err) => {
                         let expired = matches!(&err, ClientError::Api(ApiError { code: 410, .. }));
@@ -135,6 +160,50 @@ pub fn watch_changes(
         rx.poll_recv(cx)
     })
 }
+
+// ANCHOR: streaming_list
+/// A streaming list ([`Client::watch_list`]): collects the initial events until the bookmark that ends them, and
+/// returns the objects, the version they were read at, and the watch, which goes on with the changes after it.
+/// Any error — the server refused (`422`), the watch broke, the bookmark never came — means "list instead".
+async fn streaming_list(
+    client: &Client,
+    resource: &'static Resource,
+    namespace: &Option<String>,
+    params: &ListParams,
+) -> Result<(Vec<Value>, String, WatchStream), ClientError> {
+    let mut events = client.watch_list(resource, namespace.as_deref(), params).await?;
+    let initial = async {
+        // Keyed, so that the (unexpected) MODIFIED or DELETED of an object already sent replaces or removes it.
+        let mut objects = BTreeMap::new();
+        while let Some(event) = events.next().await {
+            let event = event?;
+            match event.type_ {
+                WatchEventType::Added | WatchEventType::Modified => {
+                    objects.insert(key_of(&event.object), event.object);
+                }
+                WatchEventType::Deleted => {
+                    objects.remove(&key_of(&event.object));
+                }
+                WatchEventType::Bookmark if event.is_initial_events_end() => {
+                    let version = object::resource_version(&event.object).to_string();
+                    return Ok((objects.into_values().collect(), version));
+                }
+                WatchEventType::Bookmark => {}
+                WatchEventType::Error => {
+                    return Err(ClientError::Api(event.error().unwrap_or_else(|| ApiError::internal("watch error"))));
+                }
+            }
+        }
+        Err(ClientError::Api(ApiError::internal("the streaming list ended before its initial events did")))
+    };
+    let (items, version) = tokio::time::timeout(INITIAL_EVENTS_TIMEOUT, initial).await.map_err(|_| {
+        ClientError::Api(ApiError::timeout(format!(
+            "no end of the initial events after {INITIAL_EVENTS_TIMEOUT:?}: the server ignores sendInitialEvents"
+        )))
+    })??;
+    Ok((items, version, events))
+}
+// ANCHOR_END: streaming_list
 
 /// Aborts a background task when dropped, so that a stopped component's watches end with it.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

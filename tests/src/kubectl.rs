@@ -96,6 +96,11 @@ impl Kubectl {
         Ok(Kubectl { binary, cache_dir: self.cache_dir.join(&name), ..self.clone() })
     }
 
+    /// The same kubectl settings run by another binary, e.g. kubectl 1.37 from the test venv ([`crate::venv`]).
+    pub fn with_binary(self, binary: impl Into<PathBuf>) -> Kubectl {
+        Kubectl { binary: binary.into(), ..self }
+    }
+
     /// What this kubectl runs: `kubectl` or the path of one release.
     pub fn binary(&self) -> &Path {
         &self.binary

@@ -17,6 +17,8 @@
 //!   kube-rs added);
 //! - [`kubectl`]: [`Kubectl`] runs the real kubectl against that server, and [`KubectlWatch`] follows
 //!   `kubectl get -w` line by line;
+//! - [`venv`]: the clients from PyPI (kubectl 1.37, the Python `kubernetes` client) that `scripts/deps.sh test`
+//!   installs;
 //! - [`wait_for`] (from `kubelab-testkit`) polls a condition until it holds, instead of sleeping and hoping;
 //! - [`cluster`]: [`spawn_cluster`] starts a whole cluster with nodes running real Docker containers;
 //! - [`check`]: reading what kubectl prints ([`tables`]) and comparing what we sent with what came back
@@ -35,11 +37,12 @@ pub mod check;
 pub mod cluster;
 pub mod kubectl;
 pub mod server;
+pub mod venv;
 
 pub use check::{Table, missing_fields, tables};
 pub use cluster::{TestCluster, spawn_cluster};
 pub use kubectl::{Kubectl, KubectlOutput, KubectlWatch};
-pub use server::{TestServer, spawn_apiserver, spawn_apiserver_on_etcd};
 pub use kubelab_testkit::wait_for;
+pub use server::{TestServer, spawn_apiserver, spawn_apiserver_on_etcd};
 
 pub use kubelab_apiserver::store::etcd_server::EtcdServer;

@@ -35,8 +35,8 @@ use kubelab_api::status::Cause;
 use kubelab_api::{ApiError, object};
 use serde_json::Value;
 
-/// The annotation that marks the bookmark ending the initial events.
-pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+/// The annotation that marks the bookmark ending the initial events (one constant for server and client).
+pub const INITIAL_EVENTS_END: &str = kubelab_api::client::WatchEvent::INITIAL_EVENTS_END;
 
 /// The one `resourceVersionMatch` a watch accepts (lists also accept `Exact`).
 const NOT_OLDER_THAN: &str = "NotOlderThan";
