@@ -14,16 +14,16 @@
 //!
 //! `ports` are informational in Kubernetes too: every port of the pod IP is reachable, listed or not.
 //!
-//! What we leave out: init containers, `envFrom`, startup probes, `configMapKeyRef`/`secretKeyRef` and
-//! `resourceFieldRef` values, configMap, secret, projected and persistent volumes, `securityContext`, lifecycle
-//! hooks. A pod using one is reported `CreateContainerConfigError` with a message naming what is missing (and a
+//! What we leave out: init containers, the host's namespaces, `securityContext`, `envFrom`, startup probes,
+//! lifecycle hooks, `configMapKeyRef`/`secretKeyRef` and `resourceFieldRef` values, configMap, secret, projected
+//! and persistent volumes. A pod using one is reported `CreateContainerConfigError` with a message naming what is missing (and a
 //! Warning event `Failed`), rather than run half-configured: [`unsupported_fields`] lists the fields the API
 //! accepts but the kubelet cannot honour, and [`container_config`] refuses a container that has any.
 
 use crate::error::KubeletError;
 use crate::labels::{self, PodRef};
 use crate::runtime::{ContainerConfig, Mount};
-use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSecurityContext, SecurityContext};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
@@ -90,31 +90,41 @@ pub fn container_config(
 /// for `container`, by path. Starting the container without them would pretend the pod runs as written:
 ///
 /// - `spec.initContainers`: Kubernetes runs them to completion, one by one, before any other container;
+/// - `spec.hostNetwork`, `hostPID`, `hostIPC`: the node's own namespaces, where ours are always the sandbox's;
+/// - `securityContext` (the pod's or the container's): users, groups, capabilities, privilege — without it the
+///   process would run as the image says, usually as root;
 /// - `envFrom`: every key of a ConfigMap or Secret as variables (we have neither volume nor lookup);
 /// - `startupProbe`: holds back the liveness and readiness probes until the application has started; without
-///   it a slow starter would be killed by its liveness probe, or reported ready too early.
+///   it a slow starter would be killed by its liveness probe, or reported ready too early;
+/// - `lifecycle`: the `postStart` and `preStop` hooks, run after the start and before the stop.
 pub fn unsupported_fields(pod: &Pod, container: &Container) -> Vec<String> {
-    let spec = pod.spec.as_ref();
-    let mut fields = Vec::new();
-    if spec.and_then(|s| s.init_containers.as_ref()).is_some_and(|init| !init.is_empty()) {
-        fields.push("spec.initContainers".to_string());
-    }
-    let index = spec.and_then(|s| s.containers.iter().position(|c| c.name == container.name)).unwrap_or(0);
-    if container.env_from.as_ref().is_some_and(|from| !from.is_empty()) {
-        fields.push(format!("spec.containers[{index}].envFrom"));
-    }
-    if container.startup_probe.is_some() {
-        fields.push(format!("spec.containers[{index}].startupProbe"));
-    }
-    fields
+    let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
+    let index = spec.containers.iter().position(|c| c.name == container.name).unwrap_or(0);
+    let of_container = |field: &str| format!("spec.containers[{index}].{field}");
+    let pod_security = spec.security_context.as_ref().is_some_and(|c| *c != PodSecurityContext::default());
+    let security = container.security_context.as_ref().is_some_and(|c| *c != SecurityContext::default());
+    [
+        (spec.init_containers.as_ref().is_some_and(|init| !init.is_empty()), "spec.initContainers".to_string()),
+        (spec.host_network == Some(true), "spec.hostNetwork".into()),
+        (spec.host_pid == Some(true), "spec.hostPID".into()),
+        (spec.host_ipc == Some(true), "spec.hostIPC".into()),
+        (pod_security, "spec.securityContext".into()),
+        (container.env_from.as_ref().is_some_and(|from| !from.is_empty()), of_container("envFrom")),
+        (container.startup_probe.is_some(), of_container("startupProbe")),
+        (container.lifecycle.is_some(), of_container("lifecycle")),
+        (security, of_container("securityContext")),
+    ]
+    .into_iter()
+    .filter_map(|(used, path)| used.then_some(path))
+    .collect()
 }
 
 /// What the container's waiting state and the `Failed` event say about unsupported `fields`.
 pub fn unsupported_message(container: &str, fields: &[String]) -> String {
-    let verb = if fields.len() == 1 { "is" } else { "are" };
+    let (verb, pronoun) = if fields.len() == 1 { ("is", "it") } else { ("are", "them") };
     format!(
         "container {container:?}: {} {verb} not supported by kubelab; the container is not started rather than \
-         run without it",
+         run without {pronoun}",
         fields.join(", ")
     )
 }

@@ -124,6 +124,9 @@ fn init_containers_env_from_and_startup_probes_are_refused_by_their_paths() {
     let cases = [
         (json!({"envFrom": [{"configMapRef": {"name": "settings"}}]}), vec!["spec.containers[0].envFrom"]),
         (json!({"startupProbe": {"exec": {"command": ["true"]}}}), vec!["spec.containers[0].startupProbe"]),
+        (json!({"lifecycle": {"preStop": {"exec": {"command": ["true"]}}}}), vec!["spec.containers[0].lifecycle"]),
+        (json!({"securityContext": {"runAsUser": 1000}}), vec!["spec.containers[0].securityContext"]),
+        (json!({"securityContext": {}}), vec![]),
         (json!({}), vec![]),
     ];
     for (extra, expected) in cases {
@@ -153,5 +156,23 @@ fn a_container_with_an_unsupported_field_is_a_config_error_naming_it() {
         err.to_string(),
         "container \"c\": spec.containers[0].startupProbe is not supported by kubelab; the container is not \
          started rather than run without it"
+    );
+}
+
+#[test]
+fn the_hosts_namespaces_and_a_pod_security_context_are_refused_but_an_empty_one_is_not() {
+    let mut pod = pod(json!([{"name": "c", "image": "i"}]), "Always");
+    let spec = pod.spec.as_mut().unwrap();
+    spec.security_context = Some(Default::default());
+    let container = spec.containers[0].clone();
+    assert_eq!(unsupported_fields(&pod, &container), Vec::<String>::new(), "the apiserver defaults it to {{}}");
+    let spec = pod.spec.as_mut().unwrap();
+    spec.host_network = Some(true);
+    spec.host_pid = Some(false);
+    spec.security_context = serde_json::from_value(json!({"runAsNonRoot": true})).unwrap();
+    assert_eq!(unsupported_fields(&pod, &container), vec!["spec.hostNetwork", "spec.securityContext"]);
+    assert!(
+        unsupported_message("c", &unsupported_fields(&pod, &container))
+            .ends_with("are not supported by kubelab; the container is not started rather than run without them")
     );
 }

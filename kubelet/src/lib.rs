@@ -30,10 +30,11 @@
 //! secret and persistent volumes; CNI (Docker's bridge gives pod IPs) and cgroups per pod; eviction under memory
 //! or disk pressure; static pods; TLS and authentication on the kubelet's ports; exec, attach and port-forward;
 //! image garbage collection; the status manager's batching. Where a pod asks for init containers, a startup
-//! probe, `envFrom` or an unsupported volume, the container is not started: it waits with reason
-//! `CreateContainerConfigError` and a message naming the field's path (`spec.initContainers`), with a Warning
-//! event — never run as if the field were not there ([`container_config::unsupported_fields`]). A sandbox that
-//! cannot run is reported with its own exit code and output ([`sandbox`]).
+//! probe, `envFrom`, lifecycle hooks, a `securityContext`, the host's namespaces or an unsupported volume, the
+//! container is not started: it waits with reason `CreateContainerConfigError` and a message naming the field's
+//! path (`spec.initContainers`), with a Warning event — never run as if the field were not there
+//! ([`container_config::unsupported_fields`]). A sandbox that cannot run is reported with its own exit code and
+//! output ([`sandbox`]).
 //!
 //! Book chapter: "The kubelet and the container runtime".
 
