@@ -2,9 +2,9 @@
 //!
 //! Each filter is one of kube-scheduler's *Filter plugins*, reduced to a pure function of the pod and one node.
 //! It answers `Ok(())`, or the reasons it refuses, worded exactly as the plugin words them — these words end up,
-//! counted, in the `FailedScheduling` event a user reads (see [`crate::schedule`]). [`FILTERS`] runs them in
-//! kube-scheduler's default order, and as in kube-scheduler the first filter that refuses a node decides its
-//! reasons: the others are not asked.
+//! counted, in the `FailedScheduling` event a user reads (see [`crate::schedule`](mod@crate::schedule)).
+//! [`FILTERS`] runs them in kube-scheduler's default order, and as in kube-scheduler the first filter that refuses
+//! a node decides its reasons: the others are not asked.
 //!
 //! | filter               | kube-scheduler plugin                        | refuses with                                         |
 //! |----------------------|----------------------------------------------|------------------------------------------------------|
