@@ -70,7 +70,6 @@ pub fn watch_changes(
         let mut backoff = Duration::from_secs(1);
         // Outer loop: (re)list. Inner loop: (re)watch from the last version seen.
         'list: loop {
-            // ANCHOR: informer_start
             // 1. The objects as they are now, and the version they were read at: a streaming list when the server
             //    has it (the watch then simply goes on), a list otherwise — as client-go's reflector falls back.
             let (items, mut version, mut streaming) = match streaming_list(&client, resource, &namespace, &params).await
@@ -91,7 +90,6 @@ pub fn watch_changes(
                     }
                 }
             };
-            // ANCHOR_END: informer_start
             if tx.send(Ok(Change::Restarted(items))).await.is_err() {
                 return;
             }

@@ -36,7 +36,6 @@ pub enum WatchEvent {
 }
 
 impl Registry {
-    // ANCHOR: watch
     /// Starts a watch. Where it starts — with the current objects (and, for a streaming list, the bookmark that
     /// ends them) or only with the changes after a revision — is [`watch_start`]'s decision, what it sends first
     /// [`initial_events`]'s. `bookmark_every` is `Some` when the client asked for bookmarks.
@@ -71,7 +70,6 @@ impl Registry {
             // Too old: Kubernetes answers 200 and a single ERROR event carrying 410, and clients re-list.
             Err(err) => return Ok(futures::stream::iter([WatchEvent::Error(store_error(resource, "", err))]).boxed()),
         };
-        // ANCHOR_END: watch
 
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {

@@ -42,7 +42,6 @@ pub const INITIAL_EVENTS_END: &str = kubelab_api::client::WatchEvent::INITIAL_EV
 const NOT_OLDER_THAN: &str = "NotOlderThan";
 const EXACT: &str = "Exact";
 
-// ANCHOR: list_query
 /// The query parameters of a list or a watch that decide *which state* it starts from — the part of
 /// Kubernetes' `metav1.ListOptions` that is not about selecting objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,7 +59,6 @@ pub struct ListQuery {
     /// A `continue` token was given (the next page of a list).
     pub continuing: bool,
 }
-// ANCHOR_END: list_query
 
 /// Where a watch starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +76,6 @@ pub enum WatchStart {
     ChangesFromNow,
 }
 
-// ANCHOR: validate
 /// Refuses combinations a 1.32 kube-apiserver refuses (`ValidateListOptions` in apimachinery's
 /// `pkg/apis/meta/internalversion/validation`), with the same `422 Invalid` on `ListOptions.meta.k8s.io`.
 pub fn validate_list_query(query: &ListQuery) -> Result<(), ApiError> {
@@ -139,7 +136,6 @@ pub fn validate_list_query(query: &ListQuery) -> Result<(), ApiError> {
     }
     if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes)) }
 }
-// ANCHOR_END: validate
 
 // ANCHOR: watch_start
 /// Where a (valid) watch starts. Without `sendInitialEvents`, the legacy rule: `resourceVersion` `""` or `"0"`
