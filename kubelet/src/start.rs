@@ -7,6 +7,7 @@
 //! | configuration       |                                             | `CreateContainerConfigError`           |
 //! | create              | `Created`                                   | `CreateContainerError`                 |
 //! | start               | `Started`                                   | `RunContainerError`                    |
+//! | create or start, the sandbox having died |                        | `ContainerCreating`, with the sandbox's exit (event `FailedCreatePodSandBox`) |
 //!
 //! Whether to pull is [`pull_decision`], a pure function of the pull policy, the image's presence and the
 //! image back-off.
