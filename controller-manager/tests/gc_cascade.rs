@@ -12,15 +12,14 @@
 //! be left is left.
 
 use anyhow::{Context, bail};
-use kubelab_api::client::{Client, ClientError, PatchParams, PatchType};
-use kubelab_api::{ApiError, object};
+use kubelab_api::client::{Client, PatchParams, PatchType};
+use kubelab_api::object;
+use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 mod common;
-use common::{kubeconfig_for, resource, wait_for};
+use common::{TIMEOUT, resource};
 
 #[tokio::test]
 async fn background_deletion_removes_the_owner_at_once_and_then_everything_it_owned() -> anyhow::Result<()> {
@@ -30,7 +29,7 @@ async fn background_deletion_removes_the_owner_at_once_and_then_everything_it_ow
     cluster.kubectl(&["delete", "deployment", "web", "--cascade=background"]).await?;
     assert!(cluster.get("Deployment", "web").await?.is_none(), "kubectl waits until the Deployment is gone");
 
-    wait_for("the ReplicaSet and its pods to be collected", || async {
+    wait_for("the ReplicaSet and its pods to be collected", TIMEOUT, || async {
         for (kind, name) in [("ReplicaSet", "web-1"), ("Pod", "web-1-a"), ("Pod", "web-1-b")] {
             if cluster.get(kind, name).await?.is_some() {
                 bail!("{kind} {name} is still there");
@@ -51,7 +50,7 @@ async fn foreground_deletion_keeps_each_owner_until_its_dependents_are_gone() ->
 
     cluster.kubectl(&["delete", "deployment", "web", "--cascade=foreground", "--wait=false"]).await?;
 
-    let held = wait_for("web-1-b to go and web-1-a to be held by its finalizer", || async {
+    let held = wait_for("web-1-b to go and web-1-a to be held by its finalizer", TIMEOUT, || async {
         if cluster.get("Pod", "web-1-b").await?.is_some() {
             bail!("web-1-b is still there");
         }
@@ -70,7 +69,7 @@ async fn foreground_deletion_keeps_each_owner_until_its_dependents_are_gone() ->
     }
 
     cluster.patch_metadata("Pod", "web-1-a", json!({"finalizers": null})).await?;
-    wait_for("the whole tree to be gone, bottom up", || async {
+    wait_for("the whole tree to be gone, bottom up", TIMEOUT, || async {
         for (kind, name) in [("Pod", "web-1-a"), ("ReplicaSet", "web-1"), ("Deployment", "web")] {
             if cluster.get(kind, name).await?.is_some() {
                 bail!("{kind} {name} is still there");
@@ -110,25 +109,19 @@ async fn orphan_deletion_removes_only_the_owner_and_its_references() -> anyhow::
 /// the server are tasks of the test's runtime, and the directory is deleted on drop.
 struct Cluster {
     client: Client,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-    _server: kubelab_apiserver::RunningServer,
+    server: TestServer,
     _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
 }
 
 impl Cluster {
     async fn start() -> anyhow::Result<Cluster> {
-        let dir = tempfile::tempdir()?;
-        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
-        let server = kubelab_apiserver::start(config).await?;
-        let client = Client::new(&server.url())?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_for(&server.url()))?;
+        let server = spawn_apiserver().await?;
+        let client = server.client()?;
         let config = kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() };
         let mut controllers = tokio::task::JoinSet::new();
         use kubelab_controller_manager::{controller::start, garbage_collector::GarbageCollector};
         controllers.spawn(start::<GarbageCollector>(client.clone(), config));
-        Ok(Cluster { client, kubeconfig, dir, _server: server, _controllers: controllers })
+        Ok(Cluster { client, server, _controllers: controllers })
     }
 
     /// Creates the tree of the module comment in `default`; `hold` puts a finalizer on `web-1-a`.
@@ -160,20 +153,13 @@ impl Cluster {
         Ok(())
     }
 
-    async fn create(&self, kind: &str, mut body: Value) -> anyhow::Result<Value> {
-        let resource = resource(kind)?;
-        body["apiVersion"] = json!(resource.api_version());
-        body["kind"] = json!(kind);
-        Ok(self.client.create(resource, Some("default"), &body).await?)
+    async fn create(&self, kind: &str, body: Value) -> anyhow::Result<Value> {
+        common::create(&self.client, Some("default"), kind, body).await
     }
 
     /// The object, or `None` once it is gone.
     async fn get(&self, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
-        match self.client.get(resource(kind)?, Some("default"), name).await {
-            Ok(object) => Ok(Some(object)),
-            Err(ClientError::Api(ApiError { code: 404, .. })) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        common::get(&self.client, Some("default"), kind, name).await
     }
 
     async fn patch_metadata(&self, kind: &str, name: &str, metadata: Value) -> anyhow::Result<()> {
@@ -185,26 +171,7 @@ impl Cluster {
 
     /// Runs the real kubectl against this cluster (namespace `default`) and fails unless it succeeds.
     async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kubectl-cache"))
-            .args(["--namespace", "default"])
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(60), output)
-            .await
-            .context("kubectl did not finish within 60 s")?
-            .context("running kubectl: is it on the PATH?")?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if !output.status.success() {
-            bail!("kubectl {} failed:\n{stdout}{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(stdout)
+        self.server.kubectl_ok(&[&["--namespace", "default"], args].concat()).await
     }
 }
 

@@ -7,6 +7,7 @@
 use anyhow::{Context, bail};
 use kubelab_api::client::{Client, ClientError, ListParams};
 use kubelab_controller_manager::leader::{LeaderConfig, LeaderError, run_when_leader};
+use kubelab_testkit::{spawn_apiserver, wait_for};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 mod common;
-use common::{TIMEOUT, resource, wait_for};
+use common::{TIMEOUT, resource};
 
 fn config() -> LeaderConfig {
     LeaderConfig {
@@ -28,15 +29,15 @@ fn config() -> LeaderConfig {
 
 #[tokio::test]
 async fn only_one_candidate_leads_and_a_standby_takes_over_within_the_lease_duration() -> anyhow::Result<()> {
-    let (_dir, server) = start_apiserver().await?;
-    let client = Client::new(&server.url())?;
+    let server = spawn_apiserver().await?;
+    let client = server.client()?;
     let a = Candidate::start(&client, "a");
-    wait_for("a to lead", || async { if a.leading() { Ok(()) } else { bail!("a is not leading") } }).await?;
+    wait_for("a to lead", TIMEOUT, || async { if a.leading() { Ok(()) } else { bail!("a is not leading") } }).await?;
     let b = Candidate::start(&client, "b");
 
     // While a renews its lease, b only follows.
     let first = renew_time(&client).await?;
-    wait_for("a to renew its lease twice more", || async {
+    wait_for("a to renew its lease twice more", TIMEOUT, || async {
         let renewed = renew_time(&client).await?;
         if renewed <= first + 0.3 {
             bail!("last renewal {renewed}");
@@ -51,7 +52,8 @@ async fn only_one_candidate_leads_and_a_standby_takes_over_within_the_lease_dura
     let last_renewal = renew_time(&client).await?;
     a.task.abort();
     let crashed = Instant::now();
-    wait_for("b to take over", || async { if b.leading() { Ok(()) } else { bail!("b is not leading") } }).await?;
+    wait_for("b to take over", TIMEOUT, || async { if b.leading() { Ok(()) } else { bail!("b is not leading") } })
+        .await?;
     let handover = crashed.elapsed();
     assert!(handover <= Duration::from_secs(3), "took {handover:?}: the lease is 2 s, b retries every 0.2-0.44 s");
     let taken = lease(&client).await?;
@@ -73,10 +75,10 @@ async fn only_one_candidate_leads_and_a_standby_takes_over_within_the_lease_dura
 
 #[tokio::test]
 async fn a_leader_whose_lease_is_taken_stops_its_controllers() -> anyhow::Result<()> {
-    let (_dir, server) = start_apiserver().await?;
-    let client = Client::new(&server.url())?;
+    let server = spawn_apiserver().await?;
+    let client = server.client()?;
     let a = Candidate::start(&client, "a");
-    wait_for("a to lead", || async { if a.leading() { Ok(()) } else { bail!("a is not leading") } }).await?;
+    wait_for("a to lead", TIMEOUT, || async { if a.leading() { Ok(()) } else { bail!("a is not leading") } }).await?;
 
     // Someone overwrites the lease (an operator, a split brain): a finds it in other hands at its next renewal.
     let mut taken = lease(&client).await?;
@@ -92,10 +94,10 @@ async fn a_leader_whose_lease_is_taken_stops_its_controllers() -> anyhow::Result
 
 #[tokio::test]
 async fn a_leader_cut_off_from_the_apiserver_steps_down_before_its_lease_could_expire() -> anyhow::Result<()> {
-    let (_dir, server) = start_apiserver().await?;
-    let client = Client::new(&server.url())?;
+    let server = spawn_apiserver().await?;
+    let client = server.client()?;
     let a = Candidate::start(&client, "a");
-    wait_for("a to lead", || async { if a.leading() { Ok(()) } else { bail!("a is not leading") } }).await?;
+    wait_for("a to lead", TIMEOUT, || async { if a.leading() { Ok(()) } else { bail!("a is not leading") } }).await?;
 
     server.shutdown().await?;
     let cut_off = Instant::now();
@@ -148,14 +150,6 @@ impl Drop for Raised {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
     }
-}
-
-/// An apiserver on a free port, its data in a temporary directory deleted on drop.
-async fn start_apiserver() -> anyhow::Result<(tempfile::TempDir, kubelab_apiserver::RunningServer)> {
-    let dir = tempfile::tempdir()?;
-    let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
-    let server = kubelab_apiserver::start(config).await?;
-    Ok((dir, server))
 }
 
 async fn lease(client: &Client) -> anyhow::Result<Value> {

@@ -5,15 +5,14 @@
 //! confirms its containers are stopped. The test plays that kubelet with `kubectl delete --force`.
 
 use anyhow::{Context, bail};
-use kubelab_api::client::{Client, ClientError};
-use kubelab_api::{ApiError, object};
+use kubelab_api::client::Client;
+use kubelab_api::object;
+use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 mod common;
-use common::{condition, kubeconfig_for, resource, wait_for};
+use common::{TIMEOUT, condition, resource};
 
 #[tokio::test]
 async fn deleting_a_namespace_empties_it_then_removes_it() -> anyhow::Result<()> {
@@ -32,24 +31,25 @@ async fn deleting_a_namespace_empties_it_then_removes_it() -> anyhow::Result<()>
 
     cluster.kubectl(&["delete", "namespace", "shop", "--wait=false"]).await?;
 
-    let namespace = wait_for("everything but the terminating pod to go, and the namespace to say so", || async {
-        for (kind, name) in [("ConfigMap", "settings"), ("Pod", "pending"), ("Lease", "lock")] {
-            if cluster.get(Some("shop"), kind, name).await?.is_some() {
-                bail!("{kind} {name} is still there");
+    let namespace =
+        wait_for("everything but the terminating pod to go, and the namespace to say so", TIMEOUT, || async {
+            for (kind, name) in [("ConfigMap", "settings"), ("Pod", "pending"), ("Lease", "lock")] {
+                if cluster.get(Some("shop"), kind, name).await?.is_some() {
+                    bail!("{kind} {name} is still there");
+                }
             }
-        }
-        let running = cluster.get(Some("shop"), "Pod", "running").await?.context("the bound pod left early")?;
-        running.pointer("/metadata/deletionTimestamp").context("the bound pod is not terminating yet")?;
-        let namespace = cluster.get(None, "Namespace", "shop").await?.context("the namespace left early")?;
-        let remaining = condition(&namespace, "NamespaceContentRemaining").context("no content condition yet")?;
-        if remaining["status"] != "True"
-            || remaining["message"] != "Some resources are remaining: pods. has 1 resource instances"
-        {
-            bail!("the condition says {remaining}");
-        }
-        Ok(namespace)
-    })
-    .await?;
+            let running = cluster.get(Some("shop"), "Pod", "running").await?.context("the bound pod left early")?;
+            running.pointer("/metadata/deletionTimestamp").context("the bound pod is not terminating yet")?;
+            let namespace = cluster.get(None, "Namespace", "shop").await?.context("the namespace left early")?;
+            let remaining = condition(&namespace, "NamespaceContentRemaining").context("no content condition yet")?;
+            if remaining["status"] != "True"
+                || remaining["message"] != "Some resources are remaining: pods. has 1 resource instances"
+            {
+                bail!("the condition says {remaining}");
+            }
+            Ok(namespace)
+        })
+        .await?;
     assert_eq!(namespace["status"]["phase"], "Terminating");
     assert_eq!(namespace["spec"]["finalizers"], json!(["kubernetes"]), "not finalized while content remains");
     let described = cluster.kubectl(&["describe", "namespace", "shop"]).await?;
@@ -58,7 +58,7 @@ async fn deleting_a_namespace_empties_it_then_removes_it() -> anyhow::Result<()>
     // The kubelet's part: the containers are stopped, the pod object may go.
     cluster.kubectl(&["delete", "pod", "running", "-n", "shop", "--grace-period=0", "--force"]).await?;
 
-    wait_for("the namespace to be gone", || async {
+    wait_for("the namespace to be gone", TIMEOUT, || async {
         match cluster.get(None, "Namespace", "shop").await? {
             Some(namespace) => bail!("still there: {}", namespace["spec"]),
             None => Ok(()),
@@ -88,7 +88,7 @@ async fn a_namespace_waits_for_the_garbage_collectors_foreground_deletions() -> 
     cluster.kubectl(&["delete", "configmap", "owner", "-n", "shop", "--cascade=foreground", "--wait=false"]).await?;
     cluster.kubectl(&["delete", "namespace", "shop", "--wait=false"]).await?;
 
-    wait_for("the namespace to report the finalizers holding it", || async {
+    wait_for("the namespace to report the finalizers holding it", TIMEOUT, || async {
         let namespace = cluster.get(None, "Namespace", "shop").await?.context("the namespace left early")?;
         let finalizers = condition(&namespace, "NamespaceFinalizersRemaining").context("no finalizer condition yet")?;
         let expected = "Some content in the namespace has finalizers remaining: foregroundDeletion in 1 resource \
@@ -106,7 +106,7 @@ async fn a_namespace_waits_for_the_garbage_collectors_foreground_deletions() -> 
     let merge = kubelab_api::client::PatchType::Merge;
     cluster.client.patch(configmaps, Some("shop"), "dependent", merge, &patch, &params).await?;
 
-    wait_for("the namespace to be gone", || async {
+    wait_for("the namespace to be gone", TIMEOUT, || async {
         match cluster.get(None, "Namespace", "shop").await? {
             Some(namespace) => bail!("still there: {}", namespace["status"]),
             None => Ok(()),
@@ -122,65 +122,34 @@ async fn a_namespace_waits_for_the_garbage_collectors_foreground_deletions() -> 
 /// failed: the controllers and the server are tasks of the test's runtime, the directory is deleted on drop.
 struct Cluster {
     client: Client,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-    _server: kubelab_apiserver::RunningServer,
+    server: TestServer,
     _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
 }
 
 impl Cluster {
     async fn start() -> anyhow::Result<Cluster> {
-        let dir = tempfile::tempdir()?;
-        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
-        let server = kubelab_apiserver::start(config).await?;
-        let client = Client::new(&server.url())?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_for(&server.url()))?;
+        let server = spawn_apiserver().await?;
+        let client = server.client()?;
         let config = kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() };
         let mut controllers = tokio::task::JoinSet::new();
         use kubelab_controller_manager::namespace::NamespaceController;
         use kubelab_controller_manager::{controller::start, garbage_collector::GarbageCollector};
         controllers.spawn(start::<NamespaceController>(client.clone(), config.clone()));
         controllers.spawn(start::<GarbageCollector>(client.clone(), config));
-        Ok(Cluster { client, kubeconfig, dir, _server: server, _controllers: controllers })
+        Ok(Cluster { client, server, _controllers: controllers })
     }
 
-    async fn create(&self, namespace: Option<&str>, kind: &str, mut body: Value) -> anyhow::Result<Value> {
-        let resource = resource(kind)?;
-        body["apiVersion"] = json!(resource.api_version());
-        body["kind"] = json!(kind);
-        Ok(self.client.create(resource, namespace, &body).await?)
+    async fn create(&self, namespace: Option<&str>, kind: &str, body: Value) -> anyhow::Result<Value> {
+        common::create(&self.client, namespace, kind, body).await
     }
 
     /// The object, or `None` once it is gone.
     async fn get(&self, namespace: Option<&str>, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
-        match self.client.get(resource(kind)?, namespace, name).await {
-            Ok(object) => Ok(Some(object)),
-            Err(ClientError::Api(ApiError { code: 404, .. })) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        common::get(&self.client, namespace, kind, name).await
     }
 
     /// Runs the real kubectl against this cluster and fails unless it succeeds.
     async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kubectl-cache"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(60), output)
-            .await
-            .context("kubectl did not finish within 60 s")?
-            .context("running kubectl: is it on the PATH?")?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        if !output.status.success() {
-            bail!("kubectl {} failed:\n{stdout}{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-        }
-        Ok(stdout)
+        self.server.kubectl_ok(args).await
     }
 }

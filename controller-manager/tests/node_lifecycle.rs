@@ -4,16 +4,16 @@
 //! lets the Lease of `dead` go stale, as if its machine had been switched off.
 
 use anyhow::{Context, bail};
-use kubelab_api::ApiError;
-use kubelab_api::client::{Client, ClientError, ListParams, PatchParams, PatchType};
+use kubelab_api::client::{Client, ListParams, PatchParams, PatchType};
 use kubelab_controller_manager::node_lifecycle::{
     NodeLifecycleConfig, eviction::EvictionTimings, health::HealthTimings,
 };
+use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 mod common;
-use common::{condition, resource, wait_for};
+use common::{TIMEOUT, condition, resource};
 
 /// Kubernetes' timings divided by about 25: a node is `Unknown` after 2 s of silence, its pods tolerate it 2 s.
 const CONFIG: NodeLifecycleConfig = NodeLifecycleConfig {
@@ -39,7 +39,7 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
     cluster.create("default", "Pod", json!({"metadata": {"name": "safe"}, "spec": spec("alive", json!([]))})).await?;
 
     // 1. Unknown and tainted.
-    let dead = wait_for("the silent node to be marked Unknown and tainted", || async {
+    let dead = wait_for("the silent node to be marked Unknown and tainted", TIMEOUT, || async {
         let node = cluster.get(None, "Node", "dead").await?.context("the node is gone")?;
         let ready = condition(&node, "Ready").context("no Ready condition")?;
         if ready["status"] != "Unknown" {
@@ -60,14 +60,14 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
     );
     let tainted_at = dead["spec"]["taints"][1]["timeAdded"].as_str().context("NoExecute taints carry timeAdded")?;
     // The event is recorded just after the status is written: wait for it rather than race it.
-    let not_ready = wait_for("the NodeNotReady event", || async {
+    let not_ready = wait_for("the NodeNotReady event", TIMEOUT, || async {
         cluster.event("dead", "NodeNotReady").await?.context("no NodeNotReady event yet")
     })
     .await?;
     assert_eq!(not_ready["message"], "Node dead status is now: NodeNotReady");
 
     // 2. The pod without a toleration of its own goes after the default 2 s; the others stay.
-    wait_for("the doomed pod to be evicted", || async {
+    wait_for("the doomed pod to be evicted", TIMEOUT, || async {
         let pod = cluster.get(Some("default"), "Pod", "doomed").await?;
         match pod.and_then(|p| p.pointer("/metadata/deletionTimestamp").cloned()) {
             Some(_) => Ok(()),
@@ -75,7 +75,7 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
         }
     })
     .await?;
-    let eviction = wait_for("the eviction event", || async {
+    let eviction = wait_for("the eviction event", TIMEOUT, || async {
         cluster.event("doomed", "TaintManagerEviction").await?.context("no eviction event yet")
     })
     .await?;
@@ -92,7 +92,7 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
     // 3. The kubelet comes back: it reports Ready and renews its lease; the taints go.
     cluster.report_ready("dead").await?;
     kubelets.spawn(renew_forever(cluster.client.clone(), "dead"));
-    wait_for("the recovered node to lose its taints", || async {
+    wait_for("the recovered node to lose its taints", TIMEOUT, || async {
         let node = cluster.get(None, "Node", "dead").await?.context("the node is gone")?;
         if !taints(&node).is_empty() {
             bail!("taints: {:?}", taints(&node));
@@ -109,7 +109,7 @@ async fn when_every_node_goes_silent_no_pod_is_evicted() -> anyhow::Result<()> {
     let spec = json!({"nodeName": "only", "containers": [{"name": "web", "image": "nginx"}]});
     cluster.create("default", "Pod", json!({"metadata": {"name": "web"}, "spec": spec})).await?;
 
-    wait_for("the node to be marked Unknown and kept from scheduling", || async {
+    wait_for("the node to be marked Unknown and kept from scheduling", TIMEOUT, || async {
         let node = cluster.get(None, "Node", "only").await?.context("the node is gone")?;
         if taints(&node) != ["node.kubernetes.io/unreachable:NoSchedule"] {
             bail!("taints: {:?}", taints(&node));
@@ -151,17 +151,14 @@ async fn renew_forever(client: Client, node: &'static str) {
 /// running against it with [`CONFIG`]. Everything stops when the test ends, passed or failed.
 struct Cluster {
     client: Client,
-    _dir: tempfile::TempDir,
-    _server: kubelab_apiserver::RunningServer,
+    _server: TestServer,
     _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
 }
 
 impl Cluster {
     async fn start() -> anyhow::Result<Cluster> {
-        let dir = tempfile::tempdir()?;
-        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
-        let server = kubelab_apiserver::start(config).await?;
-        let client = Client::new(&server.url())?;
+        let server = spawn_apiserver().await?;
+        let client = server.client()?;
         let config = kubelab_controller_manager::Config {
             cache_timeout: Duration::from_secs(5),
             node_lifecycle: CONFIG,
@@ -170,7 +167,7 @@ impl Cluster {
         let mut controllers = tokio::task::JoinSet::new();
         use kubelab_controller_manager::{controller::start, node_lifecycle::NodeLifecycleController};
         controllers.spawn(start::<NodeLifecycleController>(client.clone(), config));
-        Ok(Cluster { client, _dir: dir, _server: server, _controllers: controllers })
+        Ok(Cluster { client, _server: server, _controllers: controllers })
     }
 
     /// What a kubelet does when it starts: create its Node, report it Ready, create its Lease.
@@ -200,20 +197,13 @@ impl Cluster {
         Ok(())
     }
 
-    async fn create(&self, namespace: &str, kind: &str, mut body: Value) -> anyhow::Result<Value> {
-        let resource = resource(kind)?;
-        body["apiVersion"] = json!(resource.api_version());
-        body["kind"] = json!(kind);
-        Ok(self.client.create(resource, Some(namespace), &body).await?)
+    async fn create(&self, namespace: &str, kind: &str, body: Value) -> anyhow::Result<Value> {
+        common::create(&self.client, Some(namespace), kind, body).await
     }
 
     /// The object, or `None` once it is gone.
     async fn get(&self, namespace: Option<&str>, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
-        match self.client.get(resource(kind)?, namespace, name).await {
-            Ok(object) => Ok(Some(object)),
-            Err(ClientError::Api(ApiError { code: 404, .. })) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        common::get(&self.client, namespace, kind, name).await
     }
 
     /// The first event with this reason about the object named `about` (events of Nodes and of the test's pods

@@ -5,7 +5,8 @@
 //! and this crate is their one copy:
 //!
 //! - [`server`]: [`spawn_apiserver`] (or [`spawn_apiserver_on_etcd`]) starts the real apiserver in the test's
-//!   process on a free port, with its data and a kubeconfig in a fresh temporary directory, as a [`TestServer`];
+//!   process on a free port, with its data and a kubeconfig in a fresh temporary directory, as a [`TestServer`],
+//!   which also runs the real kubectl against it;
 //! - [`wait`]: [`wait_for`] asks again and again until a condition holds, instead of sleeping and hoping, and
 //!   says what it waited for and what it saw last when it gives up.
 //!
@@ -20,7 +21,7 @@
 pub mod server;
 pub mod wait;
 
-pub use server::{TestServer, spawn_apiserver, spawn_apiserver_on_etcd, write_kubeconfig};
+pub use server::{KubectlRun, TestServer, spawn_apiserver, spawn_apiserver_on_etcd, write_kubeconfig};
 pub use wait::{wait_for, wait_for_some};
 
 pub use kubelab_apiserver::store::etcd_server::EtcdServer;

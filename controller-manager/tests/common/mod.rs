@@ -1,9 +1,12 @@
-//! Helpers shared by the controller-manager's scenario tests (each test binary uses a part of them).
+//! Helpers shared by the controller-manager's scenario tests (each test binary uses a part of them). The
+//! apiserver, kubectl and waiting come from `kubelab-testkit`, as for every component's tests; what is here is
+//! what only these scenarios need: reading objects by kind, and conditions.
 #![allow(dead_code)]
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use kubelab_api::client::{Client, ClientError};
 use kubelab_api::resources::{self, Resource};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// How long any single wait of these scenarios may take.
@@ -14,33 +17,24 @@ pub fn resource(kind: &str) -> anyhow::Result<&'static Resource> {
     resources::RESOURCES.iter().find(|r| r.kind == kind).with_context(|| format!("no resource for {kind}"))
 }
 
-/// A kubeconfig for the real kubectl, pointing at `url` (the same file `kubelab up` writes).
-pub fn kubeconfig_for(url: &str) -> String {
-    kubelab_api::kubeconfig::kubeconfig_yaml(url, "test").expect("a kubeconfig of plain strings serializes")
-}
-
 /// A status condition of `object` by type.
 pub fn condition(object: &Value, type_: &str) -> Option<Value> {
     object.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == type_).cloned()
 }
 
-/// Checks `condition` until it returns `Ok` (every 25 ms) or [`TIMEOUT`] passes; the error names what was awaited
-/// and what the last check said.
-pub async fn wait_for<T, F, Fut>(what: &str, mut condition: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        let last = match tokio::time::timeout_at(deadline, condition()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(not_yet)) => format!("{not_yet:#}"),
-            Err(_) => "the last check was still running".to_string(),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {TIMEOUT:?} waiting for {what}; last check: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+/// Creates an object of `kind` from `body`, which need not say its `apiVersion` and `kind`.
+pub async fn create(client: &Client, namespace: Option<&str>, kind: &str, mut body: Value) -> anyhow::Result<Value> {
+    let resource = resource(kind)?;
+    body["apiVersion"] = json!(resource.api_version());
+    body["kind"] = json!(kind);
+    Ok(client.create(resource, namespace, &body).await?)
+}
+
+/// The object, or `None` once it is gone.
+pub async fn get(client: &Client, namespace: Option<&str>, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
+    match client.get(resource(kind)?, namespace, name).await {
+        Ok(object) => Ok(Some(object)),
+        Err(ClientError::Api(err)) if err.code == 404 => Ok(None),
+        Err(err) => Err(err.into()),
     }
 }

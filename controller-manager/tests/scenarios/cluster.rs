@@ -3,20 +3,19 @@
 //! Nothing runs containers here. Like [kwok](https://kwok.sigs.k8s.io), the test plays the kubelet: a small task
 //! watches pods and reports each one `Running` and `Ready` through the `status` subresource, exactly as a
 //! kubelet would once its containers pass their readiness probes. Images whose name contains `does-not-exist`
-//! never become ready, as if their pull failed. Everything is started on a free port in a fresh temporary
-//! directory, and stopped when the [`Cluster`] is dropped (tasks aborted, directory removed), even when the test
-//! fails half-way.
+//! never become ready, as if their pull failed. The apiserver is the testkit's, on a free port in a fresh
+//! temporary directory; everything is stopped when the [`Cluster`] is dropped (tasks aborted, directory removed),
+//! even when the test fails half-way.
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kubelab_api::client::{Client, ListParams, PatchType};
 use kubelab_api::informer::Informer;
 use kubelab_api::resources;
 use kubelab_controller_manager::Config;
+use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
 use serde_json::{Value, json};
-use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -26,25 +25,18 @@ pub const CONVERGE: Duration = Duration::from_secs(90);
 /// A running cluster for one test.
 pub struct Cluster {
     pub client: Client,
-    server: Option<kubelab_apiserver::RunningServer>,
-    kubeconfig: PathBuf,
     /// The controller manager and the fake kubelet: aborted on drop.
     tasks: Vec<JoinHandle<()>>,
-    /// Declared last: removed after everything that uses it.
-    dir: tempfile::TempDir,
+    /// Declared last: its directory is removed after everything that uses it.
+    server: TestServer,
 }
 
 impl Cluster {
     /// Starts an apiserver, the controller manager (with `config`) and the fake kubelet.
     pub async fn start(config: Config) -> anyhow::Result<Cluster> {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_filter()).with_test_writer().try_init();
-        let dir = tempfile::Builder::new().prefix("kubelab-cm-").tempdir()?;
-        let server_config = kubelab_apiserver::Config::new("127.0.0.1:0".parse()?, dir.path().join("data"));
-        let server = kubelab_apiserver::start(server_config).await.context("starting the apiserver")?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        kubelab_api::kubeconfig::write_kubeconfig(&kubeconfig, &server.url(), "kubelab-test")?;
-        let client = Client::new(&server.url())?;
-        let mut cluster = Cluster { client: client.clone(), server: Some(server), kubeconfig, tasks: Vec::new(), dir };
+        let server = spawn_apiserver().await?;
+        let client = server.client()?;
+        let mut cluster = Cluster { client: client.clone(), tasks: Vec::new(), server };
         cluster.tasks.push(tokio::spawn({
             let client = client.clone();
             async move {
@@ -80,30 +72,13 @@ impl Cluster {
 
     /// Runs the real kubectl against this cluster; returns stdout, or fails with everything kubectl said.
     pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let (ok, stdout, stderr) = self.kubectl_status(args).await?;
-        if !ok {
-            bail!("kubectl {} failed:\n{stdout}{stderr}", args.join(" "));
-        }
-        Ok(stdout)
+        self.server.kubectl_ok(args).await
     }
 
     /// Runs kubectl; returns whether it succeeded, its stdout and its stderr.
     pub async fn kubectl_status(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
-        let output = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kubectl-cache"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(120), output)
-            .await
-            .with_context(|| format!("kubectl {} did not finish", args.join(" ")))?
-            .context("running kubectl: is it on the PATH?")?;
-        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
-        Ok((output.status.success(), text(output.stdout), text(output.stderr)))
+        let run = self.server.kubectl_run(args).await?;
+        Ok((run.success, run.stdout, run.stderr))
     }
 
     /// Creates an object from its JSON manifest.
@@ -121,10 +96,7 @@ impl Cluster {
         for task in &self.tasks {
             task.abort();
         }
-        if let Some(server) = self.server.take() {
-            server.shutdown().await?;
-        }
-        Ok(())
+        self.server.stop().await
     }
 }
 
@@ -134,10 +106,6 @@ impl Drop for Cluster {
             task.abort();
         }
     }
-}
-
-fn tracing_filter() -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())
 }
 
 /// Plays the kubelet of every node: each new pod is reported running and ready, unless its image "does not
@@ -153,7 +121,7 @@ async fn fake_kubelet(client: Client) {
         if ready || pod.metadata.deletion_timestamp.is_some() || image.contains("does-not-exist") {
             continue;
         }
-        let now = json!(Time(kubelab_controller_manager::controller::now()));
+        let now = json!(Time(kubelab_api::time::now()));
         let condition = |type_: &str| json!({"type": type_, "status": "True", "lastTransitionTime": now});
         let status = json!({"status": {
             "phase": "Running",
@@ -168,27 +136,5 @@ async fn fake_kubelet(client: Client) {
         if let Err(err) = client.patch_status(pods, namespace, &name, PatchType::Merge, &status).await {
             tracing::debug!("fake kubelet: {name}: {err}");
         }
-    }
-}
-
-/// Calls `check` until it returns `Ok`, and returns that value; after `timeout`, fails saying what was awaited
-/// and what the last check said.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = String::from("never checked");
-    loop {
-        match tokio::time::timeout_at(deadline, check()).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(not_yet)) => last = format!("{not_yet:#}"),
-            Err(_) => last = format!("the last check was still running at the deadline ({last})"),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}; last check: {last}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

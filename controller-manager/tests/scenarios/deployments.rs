@@ -1,6 +1,6 @@
 //! Deployments against a real apiserver.
 
-use crate::cluster::{CONVERGE, Cluster, wait_for};
+use crate::cluster::{CONVERGE, Cluster};
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kubelab_api::client::{ListParams, WatchEventType};
 use kubelab_controller_manager::Config;
 use kubelab_controller_manager::replicaset::pods::is_ready;
+use kubelab_testkit::wait_for;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use tokio::sync::oneshot;

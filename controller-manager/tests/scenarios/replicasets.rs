@@ -1,11 +1,12 @@
 //! ReplicaSets against a real apiserver.
 
-use crate::cluster::{CONVERGE, Cluster, wait_for};
+use crate::cluster::{CONVERGE, Cluster};
 use anyhow::ensure;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kubelab_api::client::{ListParams, PatchParams, PatchType, PropagationPolicy};
 use kubelab_controller_manager::Config;
 use kubelab_controller_manager::replicaset::pods::is_ready;
+use kubelab_testkit::wait_for;
 use serde_json::json;
 
 fn replica_set(replicas: i32) -> serde_json::Value {

@@ -1,6 +1,6 @@
-//! A node of one's own for each scenario: an apiserver on a free port, a kubelet with a unique node name, its own
-//! Docker network and data directory, and short timings. Dropping it — even when the test panics — aborts the
-//! kubelet and removes the node's containers and network.
+//! A node of one's own for each scenario: an apiserver on a free port (the testkit's [`TestServer`]), a kubelet
+//! with a unique node name, its own Docker network and data directory, and short timings. Dropping it — even when
+//! the test panics — aborts the kubelet and removes the node's containers and network.
 
 #![allow(dead_code)]
 
@@ -8,10 +8,14 @@ use kubelab_api::client::Client;
 use kubelab_api::resources;
 use kubelab_kubelet::Config;
 use kubelab_kubelet::backoff::BackOffPolicy;
+use kubelab_testkit::TestServer;
+
+/// The scenarios wait on `Option`s and fail by panicking: the testkit's `wait_for_some`, under the name they use.
+pub use kubelab_testkit::wait_for_some as wait_for;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// One apiserver, one node (with or without its kubelet running).
@@ -22,8 +26,9 @@ pub struct TestNode {
     pub pod_cidr: String,
     /// The read-only port (not in the Node object, so chosen here rather than left to the kernel).
     pub read_only_port: u16,
+    /// The kubelet's files (`kubelet/`) and kubectl's cache; the apiserver keeps its own directory.
     pub dir: tempfile::TempDir,
-    pub server: Option<kubelab_apiserver::RunningServer>,
+    pub server: TestServer,
     kubelet: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -41,23 +46,13 @@ impl TestNode {
     /// Starts only the apiserver; the kubelet comes with [`TestNode::start_kubelet`].
     pub async fn without_kubelet(name: &str) -> TestNode {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = kubelab_apiserver::Config::new("127.0.0.1:0".parse().unwrap(), dir.path().join("apiserver"));
-        let server = kubelab_apiserver::start(config).await.expect("apiserver starts");
-        let client = Client::new(&server.url()).unwrap();
+        let server = kubelab_testkit::spawn_apiserver().await.expect("apiserver starts");
+        let client = server.client().unwrap();
         let unique = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let node = format!("kl-{name}-{unique}");
         let network = format!("kubelab-test-{unique}");
         let read_only_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        TestNode {
-            client,
-            pod_cidr: free_subnet(),
-            read_only_port,
-            node,
-            network,
-            dir,
-            server: Some(server),
-            kubelet: None,
-        }
+        TestNode { client, pod_cidr: free_subnet(), read_only_port, node, network, dir, server, kubelet: None }
     }
 
     /// The kubelet's configuration: free ports, short timings.
@@ -151,10 +146,7 @@ impl TestNode {
 
     /// A kubeconfig for kubectl, pointing at this apiserver.
     pub fn kubeconfig(&self) -> std::path::PathBuf {
-        let path = self.dir.path().join("kubeconfig");
-        let url = self.server.as_ref().map(|s| s.url()).unwrap_or_default();
-        kubelab_api::kubeconfig::write_kubeconfig(&path, &url, "kubelet-test").unwrap();
-        path
+        self.server.kubeconfig().to_path_buf()
     }
 
     /// The kubelet's API port, as its Node reports it.
@@ -214,22 +206,6 @@ fn free_subnet() -> String {
         }
     }
     panic!("no free subnet");
-}
-
-/// Polls `condition` every 100 ms until it returns `Some`, or panics after `timeout` naming what it waited for.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, condition: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = condition().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The status of the pod's only (or first) container.
