@@ -292,3 +292,86 @@ async fn kubectl_1_37_applies_gets_watches_scales_and_deletes() -> anyhow::Resul
     assert!(gone.contains("deployments.apps \"web\" not found"), "{gone}");
     server.shutdown().await
 }
+
+/// A fake apiserver with the `WatchList` feature off, as kube-apiserver before 1.32 (or with the gate closed):
+/// it refuses `sendInitialEvents` with kube-apiserver's `422`, lists one ConfigMap at revision 10 and watches with
+/// one change. Returns its URL and the request targets it saw.
+async fn server_without_watch_list() -> anyhow::Result<(String, std::sync::Arc<std::sync::Mutex<Vec<String>>>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let requests = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).await.unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                requests.lock().unwrap_or_else(|p| p.into_inner()).push(target.clone());
+                let reply = |code: &str, body: Value| {
+                    let body = body.to_string();
+                    format!(
+                        "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let config_map = |name: &str, rv: &str| {
+                    json!({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": name, "namespace": "default", "resourceVersion": rv}})
+                };
+                if target.contains("sendInitialEvents=true") {
+                    let message = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: \
+                                   sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled";
+                    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                        "message": message, "reason": "Invalid", "code": 422});
+                    let _ = socket.write_all(reply("422 Unprocessable Entity", status).as_bytes()).await;
+                } else if target.contains("watch=1") {
+                    let event = format!("{}\n", json!({"type": "ADDED", "object": config_map("web-2", "11")}));
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
+                        event.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    // A watch stays open until the client goes.
+                    let _ = socket.read(&mut byte).await;
+                } else {
+                    let list = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "10"},
+                                      "items": [config_map("web-1", "9")]});
+                    let _ = socket.write_all(reply("200 OK", list).as_bytes()).await;
+                }
+            });
+        }
+    });
+    Ok((url, seen))
+}
+
+#[tokio::test]
+async fn kubelabs_informer_lists_and_watches_when_the_server_refuses_a_streaming_list() -> anyhow::Result<()> {
+    use kubelab_api::client::{Client, ListParams};
+    use kubelab_api::informer::{Change, watch_changes};
+    let (url, seen) = server_without_watch_list().await?;
+    let config_maps = kubelab_api::resources::by_user_name("configmaps").expect("configmaps are served");
+    let mut changes =
+        Box::pin(watch_changes(Client::new(&url)?, config_maps, Some("default".into()), ListParams::default()));
+    let Ok(Some(Ok(Change::Restarted(items)))) = tokio::time::timeout(TEN_SECONDS, changes.next()).await else {
+        anyhow::bail!("no first list")
+    };
+    assert_eq!(items.iter().map(name).collect::<Vec<_>>(), ["web-1"]);
+    let Ok(Some(Ok(Change::Applied(object)))) = tokio::time::timeout(TEN_SECONDS, changes.next()).await else {
+        anyhow::bail!("no change from the watch")
+    };
+    assert_eq!(name(&object), "web-2");
+    drop(changes);
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let [streaming, list, watch] = seen.as_slice() else { anyhow::bail!("requests: {seen:?}") };
+    assert!(streaming.contains("sendInitialEvents=true"), "{seen:?}");
+    assert!(!list.contains("watch=") && list.contains("limit=500"), "{seen:?}");
+    assert!(watch.contains("watch=1") && watch.contains("resourceVersion=10"), "{seen:?}");
+    Ok(())
+}
