@@ -9,7 +9,7 @@
 
 use futures::StreamExt;
 use kubelab_tests::venv::kubectl_1_37;
-use kubelab_tests::{TestServer, spawn_apiserver, spawn_cluster, wait_for};
+use kubelab_tests::{EtcdServer, TestServer, spawn_apiserver, spawn_apiserver_on_etcd, spawn_cluster, wait_for};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,17 @@ async fn create_config_map(server: &TestServer, name: &str, app: &str) -> anyhow
 #[tokio::test]
 async fn a_streaming_list_sends_the_matching_objects_then_the_annotated_bookmark_then_the_changes() -> anyhow::Result<()>
 {
-    let server = spawn_apiserver().await?;
+    streaming_list_sequence(spawn_apiserver().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_list_on_etcd_sends_the_same_sequence() -> anyhow::Result<()> {
+    let etcd = EtcdServer::start().await?;
+    streaming_list_sequence(spawn_apiserver_on_etcd(&etcd).await?).await
+}
+
+/// The event sequence of a streaming list, whatever the store.
+async fn streaming_list_sequence(server: TestServer) -> anyhow::Result<()> {
     create_config_map(&server, "web-1", "web").await?;
     create_config_map(&server, "db-1", "db").await?;
     let last = create_config_map(&server, "web-2", "web").await?;
