@@ -2,7 +2,7 @@
 //!
 //! A [`Lister`] is a read-only view of one informer's cache (client-go's name). It also remembers which keys the
 //! informer reported, so that a shell can wait, after writing, until the cache shows the result (see "Read your
-//! own writes" in [`super`]).
+//! own writes" in [`super`]). [`Writes`] collects what one `apply` wrote, for the worker to wait for.
 
 use kubelab_api::informer::Cache;
 use serde::de::DeserializeOwned;
@@ -131,4 +131,57 @@ impl Lister {
         }
     }
     // ANCHOR_END: wait_for
+}
+
+/// The writes one `apply` made, each with the cache that will show it, so that the worker can wait until they
+/// are all visible before the key is reconciled again ("Read your own writes" in [`super`]).
+#[derive(Default)]
+pub struct Writes {
+    writes: Vec<(Lister, Written)>,
+}
+
+impl Writes {
+    /// Records one write, to be seen in `lister`'s cache.
+    pub fn push(&mut self, lister: &Lister, written: Written) {
+        self.writes.push((lister.clone(), written));
+    }
+
+    /// Records several writes to be seen in the same cache.
+    pub fn extend(&mut self, lister: &Lister, written: impl IntoIterator<Item = Written>) {
+        self.writes.extend(written.into_iter().map(|w| (lister.clone(), w)));
+    }
+
+    /// Waits until every cache shows its writes, or `timeout` passes (for all of them together). Returns whether
+    /// they all caught up.
+    pub async fn wait(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for (lister, written) in &self.writes {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !lister.wait_for(std::slice::from_ref(written), left).await {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_to_several_caches_share_one_deadline() {
+        let never = |key: &str| Written::Created { key: key.into(), at: Instant::now() };
+        let (pods, replica_sets) = (Lister::new(Cache::default()), Lister::new(Cache::default()));
+        let mut writes = Writes::default();
+        writes.push(&pods, never("default/a"));
+        writes.push(&replica_sets, never("default/b"));
+        let started = Instant::now();
+        assert!(!writes.wait(Duration::from_millis(200)).await);
+        assert!(started.elapsed() < Duration::from_millis(390), "{:?}", started.elapsed());
+        // A deletion of something the cache never held is shown at once.
+        let mut shown = Writes::default();
+        shown.push(&pods, Written::Deleted { key: "default/gone".into() });
+        assert!(shown.wait(Duration::from_secs(60)).await);
+    }
 }

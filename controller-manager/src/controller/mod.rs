@@ -45,7 +45,7 @@ mod lister;
 pub mod ownership;
 pub mod queue;
 
-pub use lister::{Lister, Written};
+pub use lister::{Lister, Writes, Written};
 pub use queue::{Backoff, WorkQueue};
 
 use crate::Config;
@@ -62,7 +62,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 /// Why applying a reconcile's actions failed. The key is retried after its back-off in every case.
 #[derive(Debug, thiserror::Error)]
@@ -163,38 +162,6 @@ pub trait Controller: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 // ANCHOR_END: controller
-
-/// The writes one `apply` made, each with the cache that will show it, so that the worker can wait until they
-/// are all visible before the key is reconciled again ("Read your own writes", above).
-#[derive(Default)]
-pub struct Writes {
-    writes: Vec<(Lister, Written)>,
-}
-
-impl Writes {
-    /// Records one write, to be seen in `lister`'s cache.
-    pub fn push(&mut self, lister: &Lister, written: Written) {
-        self.writes.push((lister.clone(), written));
-    }
-
-    /// Records several writes to be seen in the same cache.
-    pub fn extend(&mut self, lister: &Lister, written: impl IntoIterator<Item = Written>) {
-        self.writes.extend(written.into_iter().map(|w| (lister.clone(), w)));
-    }
-
-    /// Waits until every cache shows its writes, or `timeout` passes (for all of them together). Returns whether
-    /// they all caught up.
-    pub async fn wait(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        for (lister, written) in &self.writes {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if !lister.wait_for(std::slice::from_ref(written), left).await {
-                return false;
-            }
-        }
-        true
-    }
-}
 
 /// How a controller runs: how many workers, how failures are retried, how long to wait for the caches.
 #[derive(Debug, Clone, PartialEq)]
@@ -428,6 +395,7 @@ pub use kubelab_api::time::now;
 mod tests {
     use super::*;
     use kubelab_api::informer::Cache;
+    use tokio::time::Instant;
 
     /// A controller that writes one pod on every reconcile, and whose pod cache never shows it (its informer is
     /// not running): each key waits for the cache as long as the worker lets it.
@@ -476,21 +444,5 @@ mod tests {
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(200), "waited only {waited:?}");
         assert!(waited < Duration::from_secs(5), "waited {waited:?}: the timeout was not the configured one");
-    }
-
-    #[tokio::test]
-    async fn writes_to_several_caches_share_one_deadline() {
-        let never = |key: &str| Written::Created { key: key.into(), at: Instant::now() };
-        let (pods, replica_sets) = (Lister::new(Cache::default()), Lister::new(Cache::default()));
-        let mut writes = Writes::default();
-        writes.push(&pods, never("default/a"));
-        writes.push(&replica_sets, never("default/b"));
-        let started = Instant::now();
-        assert!(!writes.wait(Duration::from_millis(200)).await);
-        assert!(started.elapsed() < Duration::from_millis(390), "{:?}", started.elapsed());
-        // A deletion of something the cache never held is shown at once.
-        let mut shown = Writes::default();
-        shown.push(&pods, Written::Deleted { key: "default/gone".into() });
-        assert!(shown.wait(Duration::from_secs(60)).await);
     }
 }
