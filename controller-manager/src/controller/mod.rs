@@ -163,22 +163,17 @@ pub trait Controller: Send + Sync + Sized + 'static {
 }
 // ANCHOR_END: controller
 
-/// How a controller runs: how many workers, how failures are retried, how long to wait for the caches.
+/// How a controller runs: how many workers, how failures are retried, how long to wait for the caches. Derived
+/// from the [`Config`] by [`Config::settings_for`], where the defaults are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Keys reconciled in parallel (`--concurrent-deployment-syncs`, `--concurrent-replicaset-syncs`: 5).
+    /// Keys reconciled in parallel: the controller's own number ([`Controller::workers`]).
     pub workers: usize,
     /// Back-off of failed keys (5 ms → 1000 s).
     pub backoff: Backoff,
     /// How long a worker waits for the caches to show its own writes before going on anyway. Kubernetes' own
     /// expectations expire after 5 minutes; a watch is normally milliseconds behind.
     pub cache_timeout: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings { workers: 5, backoff: Backoff::default(), cache_timeout: Duration::from_secs(300) }
-    }
 }
 
 /// Maps a changed object (of a kind a controller watches) to the keys of the primary objects that must be
