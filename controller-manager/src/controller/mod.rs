@@ -27,9 +27,10 @@
 //! has seen them); we get the same guarantee more simply: [`Controller::apply`] records each write it made in
 //! [`Writes`], and the worker waits (up to the configured `cache_timeout`) until the caches show them
 //! ([`Lister::wait_for`]). The key stays "being processed" meanwhile, so no other worker reconciles it on stale
-//! data. The wait is the framework's, not each controller's, so every controller honours the same timeout. Writes to objects
-//! the controller read (a ReplicaSet's scale, a status) also carry the `resourceVersion` they were based on, so
-//! a decision made on stale data fails with `409 Conflict` and is retried, instead of overwriting newer state.
+//! data. The wait is the framework's, not each controller's, so every controller honours the same timeout.
+//! Writes to objects the controller read (a ReplicaSet's scale, a status) also carry the `resourceVersion` they
+//! were based on, so a decision made on stale data fails with `409 Conflict` and is retried, instead of
+//! overwriting newer state.
 //!
 //! To write a controller: implement [`Controller`] — `new` builds a [`Source`] per kind it watches (saying how an
 //! object of that kind maps to the keys of primary objects) and keeps their [`Lister`]s to read from in
