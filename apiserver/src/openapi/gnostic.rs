@@ -2,8 +2,8 @@
 //!
 //! kubectl 1.27 and 1.28 fetch the Swagger 2.0 document with
 //! `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf` and decode the body as gnostic's
-//! `openapi.v2.Document` (github.com/google/gnostic, `openapiv2/OpenAPIv2.proto`); from it they compute
-//! strategic merge patches and, when v3 is missing, validate. The messages below are that `.proto`'s, for the
+//! `openapi.v2.Document` (github.com/google/gnostic, `openapiv2/OpenAPIv2.proto`), before `apply` and for
+//! `explain --output=plaintext-openapiv2`; a 404 makes `apply` fail. The messages below are that `.proto`'s, for the
 //! subset of fields kubelab's document uses, with the same field numbers (a decoder skips numbers it does not
 //! know, so leaving fields out is safe; changing a number is not).
 //!

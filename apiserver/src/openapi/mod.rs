@@ -14,9 +14,11 @@
 //!   operation accepts a `fieldValidation` parameter, kubectl sends `fieldValidation=Strict` and lets the server
 //!   report unknown fields (kubelab does, through the typed decode of each kind). With no document at all,
 //!   kubectl refuses to apply without `--validate=false`.
-//! - **Patches.** kubectl 1.27 and 1.28 compute the strategic merge patch of `kubectl apply` from the v2 schemas,
-//!   whose `x-kubernetes-patch-merge-key` says that `containers` merge by `name`; they read v2 in protobuf only
-//!   ([`gnostic`]), and without it they fail with "the server could not find the requested resource".
+//! - **Patches.** A client computing a strategic merge patch needs to know that `containers` merge by `name`:
+//!   the schemas say so with `x-kubernetes-patch-merge-key`, as Kubernetes' do. kubectl 1.27 and 1.28 load the v2
+//!   document before `kubectl apply` — in protobuf only ([`gnostic`]) — and without it they fail with "the server
+//!   could not find the requested resource". (Observed: every kubectl from 1.27 to 1.33 sends the very same
+//!   patch with or without our merge keys, the keys compiled into it agreeing with ours.)
 //! - **`kubectl explain`** walks the v3 schemas from the kind's root (`io.k8s.api.apps.v1.Deployment`, found by its
 //!   `x-kubernetes-group-version-kind`) field by field, printing each one's type and description.
 //!

@@ -121,7 +121,7 @@ fn list_kind(within: &str, field: &str) -> ListKind {
 
 /// The same table as OpenAPI publishes it: `x-kubernetes-patch-strategy` (`merge`) and, for keyed lists,
 /// `x-kubernetes-patch-merge-key`; `None` for an atomic list. Clients that compute strategic merge patches from
-/// the published schemas (kubectl 1.27 and 1.28 do) then merge exactly as this module does.
+/// the published schemas then merge exactly as this module does.
 pub(crate) fn patch_extensions(within: &str, field: &str) -> Option<(&'static str, Option<&'static str>)> {
     match list_kind(within, field) {
         ListKind::Atomic => None,
