@@ -202,7 +202,7 @@ async fn kubectl_1_37_rollout_status_and_wait_return_as_soon_as_the_deployment_i
     // Both start while the Deployment is not available yet, and must see it become so.
     let (rollout, wait, became_available) = tokio::join!(
         kubectl.run(&["rollout", "status", "deploy/sleeper", "--timeout=80s", "-v=8"]),
-        kubectl.run(&["wait", "--for=condition=available", "deploy/sleeper", "--timeout=80s"]),
+        kubectl.run(&["wait", "--for=condition=available", "deploy/sleeper", "--timeout=80s", "-v=8"]),
         wait_for("the Deployment to be Available", TIMEOUT, || async {
             let deployment = client.get(deployments(), Some("default"), "sleeper").await?;
             anyhow::ensure!(available(&deployment), "status: {}", deployment["status"]);
@@ -217,20 +217,24 @@ async fn kubectl_1_37_rollout_status_and_wait_return_as_soon_as_the_deployment_i
     let finished = started.elapsed();
     // They returned because of the events, not a timeout: `kubectl` ran the streaming list, and both finished
     // moments after the Deployment became Available (not at their 80 s timeout).
-    assert!(
-        rollout.stderr.contains("sendInitialEvents=true")
-            && rollout.stderr.contains("resourceVersionMatch=NotOlderThan"),
-        "kubectl 1.37 did not ask for a streaming list:\n{}",
-        rollout.stderr
-    );
+    for (command, output) in [("rollout status", &rollout), ("wait", &wait)] {
+        assert!(
+            output.stderr.contains("sendInitialEvents=true")
+                && output.stderr.contains("resourceVersionMatch=NotOlderThan"),
+            "kubectl 1.37 {command} did not ask for a streaming list:\n{}",
+            output.stderr
+        );
+    }
     assert!(
         finished < became_available + Duration::from_secs(10),
         "available after {became_available:?}, kubectl done after {finished:?}"
     );
     eprintln!("available after {became_available:?}; rollout status and wait returned by {finished:?}");
     // What it asked for, in the test's output (`--nocapture`).
-    for request in rollout.stderr.lines().filter(|l| l.contains("verb=\"GET\"")) {
-        eprintln!("kubectl 1.37 rollout status: {request}");
+    for (command, output) in [("rollout status", &rollout), ("wait", &wait)] {
+        for request in output.stderr.lines().filter(|l| l.contains("verb=\"GET\"")) {
+            eprintln!("kubectl 1.37 {command}: {request}");
+        }
     }
     Ok(())
 }
