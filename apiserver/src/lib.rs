@@ -29,7 +29,7 @@
 //! ## The modules, in reading order
 //! - [`store`]: the revisioned key-value contract and its two implementations;
 //! - [`registry`]: the generic life of an object (create, update, status vs spec, delete with finalizers
-//!   and grace periods, watch with selectors);
+//!   and grace periods, watch with selectors, and streaming lists that start a watch with every object);
 //! - [`paths`] and [`rest`]: Kubernetes' URL grammar and the one handler serving it;
 //! - [`patch`]: JSON patch, merge patch and the strategic merge patch that `kubectl apply` relies on;
 //! - [`discovery`], [`openapi`] and [`table`]: what kubectl needs to find resources, validate manifests
