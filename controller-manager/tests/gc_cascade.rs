@@ -12,11 +12,11 @@
 //! be left is left.
 
 use anyhow::{Context, bail};
-use kubelab_api::client::{Client, PatchParams, PatchType};
+use kubelab_api::client::{PatchParams, PatchType};
 use kubelab_api::object;
-use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
+use kubelab_controller_manager::garbage_collector::GarbageCollector;
+use kubelab_testkit::wait_for;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 mod common;
 use common::{TIMEOUT, resource};
@@ -104,24 +104,15 @@ async fn orphan_deletion_removes_only_the_owner_and_its_references() -> anyhow::
 
 // ---- harness ----
 
-/// An apiserver on a free port with its data in a temporary directory, the garbage collector running against
-/// it, and a kubeconfig for kubectl. Everything stops when the test ends, passed or failed: the controller and
-/// the server are tasks of the test's runtime, and the directory is deleted on drop.
-struct Cluster {
-    client: Client,
-    server: TestServer,
-    _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
-}
+/// The common [`common::Cluster`] with only the garbage collector running. Every object of these tests lives in
+/// `default`, so the helpers below leave the namespace out.
+struct Cluster(common::Cluster);
 
 impl Cluster {
     async fn start() -> anyhow::Result<Cluster> {
-        let server = spawn_apiserver().await?;
-        let client = server.client()?;
-        let config = kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() };
-        let mut controllers = tokio::task::JoinSet::new();
-        use kubelab_controller_manager::{controller::start, garbage_collector::GarbageCollector};
-        controllers.spawn(start::<GarbageCollector>(client.clone(), config));
-        Ok(Cluster { client, server, _controllers: controllers })
+        let mut cluster = common::Cluster::start().await?;
+        cluster.run::<GarbageCollector>(&common::config());
+        Ok(Cluster(cluster))
     }
 
     /// Creates the tree of the module comment in `default`; `hold` puts a finalizer on `web-1-a`.
@@ -154,24 +145,24 @@ impl Cluster {
     }
 
     async fn create(&self, kind: &str, body: Value) -> anyhow::Result<Value> {
-        common::create(&self.client, Some("default"), kind, body).await
+        self.0.create(Some("default"), kind, body).await
     }
 
     /// The object, or `None` once it is gone.
     async fn get(&self, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
-        common::get(&self.client, Some("default"), kind, name).await
+        self.0.get(Some("default"), kind, name).await
     }
 
     async fn patch_metadata(&self, kind: &str, name: &str, metadata: Value) -> anyhow::Result<()> {
         let patch = json!({"metadata": metadata});
         let params = PatchParams::default();
-        self.client.patch(resource(kind)?, Some("default"), name, PatchType::Merge, &patch, &params).await?;
+        self.0.client.patch(resource(kind)?, Some("default"), name, PatchType::Merge, &patch, &params).await?;
         Ok(())
     }
 
     /// Runs the real kubectl against this cluster (namespace `default`) and fails unless it succeeds.
     async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.server.kubectl_ok(&[&["--namespace", "default"], args].concat()).await
+        self.0.kubectl(&[&["--namespace", "default"], args].concat()).await
     }
 }
 

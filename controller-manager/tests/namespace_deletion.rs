@@ -5,18 +5,18 @@
 //! confirms its containers are stopped. The test plays that kubelet with `kubectl delete --force`.
 
 use anyhow::{Context, bail};
-use kubelab_api::client::Client;
 use kubelab_api::object;
-use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
-use serde_json::{Value, json};
-use std::time::Duration;
+use kubelab_controller_manager::garbage_collector::GarbageCollector;
+use kubelab_controller_manager::namespace::NamespaceController;
+use kubelab_testkit::wait_for;
+use serde_json::json;
 
 mod common;
-use common::{TIMEOUT, condition, resource};
+use common::{Cluster, TIMEOUT, condition, resource};
 
 #[tokio::test]
 async fn deleting_a_namespace_empties_it_then_removes_it() -> anyhow::Result<()> {
-    let cluster = Cluster::start().await?;
+    let cluster = start().await?;
     cluster.create(None, "Namespace", json!({"metadata": {"name": "shop"}})).await?;
     let spec = json!({"containers": [{"name": "web", "image": "nginx"}]});
     cluster.create(Some("shop"), "ConfigMap", json!({"metadata": {"name": "settings"}, "data": {"a": "1"}})).await?;
@@ -71,7 +71,7 @@ async fn deleting_a_namespace_empties_it_then_removes_it() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn a_namespace_waits_for_the_garbage_collectors_foreground_deletions() -> anyhow::Result<()> {
-    let cluster = Cluster::start().await?;
+    let cluster = start().await?;
     cluster.create(None, "Namespace", json!({"metadata": {"name": "shop"}})).await?;
     let owner = cluster.create(Some("shop"), "ConfigMap", json!({"metadata": {"name": "owner"}})).await?;
     let reference = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
@@ -117,39 +117,11 @@ async fn a_namespace_waits_for_the_garbage_collectors_foreground_deletions() -> 
 
 // ---- harness ----
 
-/// An apiserver on a free port with its data in a temporary directory, the namespace controller and the garbage
-/// collector running against it, and a kubeconfig for kubectl. Everything stops when the test ends, passed or
-/// failed: the controllers and the server are tasks of the test's runtime, the directory is deleted on drop.
-struct Cluster {
-    client: Client,
-    server: TestServer,
-    _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
-}
-
-impl Cluster {
-    async fn start() -> anyhow::Result<Cluster> {
-        let server = spawn_apiserver().await?;
-        let client = server.client()?;
-        let config = kubelab_controller_manager::Config { cache_timeout: Duration::from_secs(5), ..Default::default() };
-        let mut controllers = tokio::task::JoinSet::new();
-        use kubelab_controller_manager::namespace::NamespaceController;
-        use kubelab_controller_manager::{controller::start, garbage_collector::GarbageCollector};
-        controllers.spawn(start::<NamespaceController>(client.clone(), config.clone()));
-        controllers.spawn(start::<GarbageCollector>(client.clone(), config));
-        Ok(Cluster { client, server, _controllers: controllers })
-    }
-
-    async fn create(&self, namespace: Option<&str>, kind: &str, body: Value) -> anyhow::Result<Value> {
-        common::create(&self.client, namespace, kind, body).await
-    }
-
-    /// The object, or `None` once it is gone.
-    async fn get(&self, namespace: Option<&str>, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
-        common::get(&self.client, namespace, kind, name).await
-    }
-
-    /// Runs the real kubectl against this cluster and fails unless it succeeds.
-    async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.server.kubectl_ok(args).await
-    }
+/// A cluster running the namespace controller and the garbage collector (which deletes what the namespace's
+/// objects owned).
+async fn start() -> anyhow::Result<Cluster> {
+    let mut cluster = Cluster::start().await?;
+    cluster.run::<NamespaceController>(&common::config());
+    cluster.run::<GarbageCollector>(&common::config());
+    Ok(cluster)
 }

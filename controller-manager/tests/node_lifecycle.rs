@@ -5,15 +5,16 @@
 
 use anyhow::{Context, bail};
 use kubelab_api::client::{Client, ListParams, PatchParams, PatchType};
+use kubelab_controller_manager::Config;
 use kubelab_controller_manager::node_lifecycle::{
-    NodeLifecycleConfig, eviction::EvictionTimings, health::HealthTimings,
+    NodeLifecycleConfig, NodeLifecycleController, eviction::EvictionTimings, health::HealthTimings,
 };
-use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
+use kubelab_testkit::wait_for;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 mod common;
-use common::{TIMEOUT, condition, resource};
+use common::{Cluster, TIMEOUT, condition, resource};
 
 /// Kubernetes' timings divided by about 25: a node is `Unknown` after 2 s of silence, its pods tolerate it 2 s.
 const CONFIG: NodeLifecycleConfig = NodeLifecycleConfig {
@@ -25,7 +26,7 @@ const CONFIG: NodeLifecycleConfig = NodeLifecycleConfig {
 #[tokio::test]
 async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_then_untainted_when_it_returns()
 -> anyhow::Result<()> {
-    let cluster = Cluster::start().await?;
+    let cluster = start().await?;
     for node in ["alive", "dead"] {
         cluster.register_node(node).await?;
     }
@@ -34,9 +35,15 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
 
     let patient = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
         "tolerationSeconds": 3600}]);
-    cluster.create("default", "Pod", json!({"metadata": {"name": "doomed"}, "spec": spec("dead", json!([]))})).await?;
-    cluster.create("default", "Pod", json!({"metadata": {"name": "patient"}, "spec": spec("dead", patient)})).await?;
-    cluster.create("default", "Pod", json!({"metadata": {"name": "safe"}, "spec": spec("alive", json!([]))})).await?;
+    cluster
+        .create(Some("default"), "Pod", json!({"metadata": {"name": "doomed"}, "spec": spec("dead", json!([]))}))
+        .await?;
+    cluster
+        .create(Some("default"), "Pod", json!({"metadata": {"name": "patient"}, "spec": spec("dead", patient)}))
+        .await?;
+    cluster
+        .create(Some("default"), "Pod", json!({"metadata": {"name": "safe"}, "spec": spec("alive", json!([]))}))
+        .await?;
 
     // 1. Unknown and tainted.
     let dead = wait_for("the silent node to be marked Unknown and tainted", TIMEOUT, || async {
@@ -104,10 +111,10 @@ async fn a_node_whose_lease_goes_stale_is_marked_unknown_tainted_and_emptied_the
 
 #[tokio::test]
 async fn when_every_node_goes_silent_no_pod_is_evicted() -> anyhow::Result<()> {
-    let cluster = Cluster::start().await?;
+    let cluster = start().await?;
     cluster.register_node("only").await?;
     let spec = json!({"nodeName": "only", "containers": [{"name": "web", "image": "nginx"}]});
-    cluster.create("default", "Pod", json!({"metadata": {"name": "web"}, "spec": spec})).await?;
+    cluster.create(Some("default"), "Pod", json!({"metadata": {"name": "web"}, "spec": spec})).await?;
 
     wait_for("the node to be marked Unknown and kept from scheduling", TIMEOUT, || async {
         let node = cluster.get(None, "Node", "only").await?.context("the node is gone")?;
@@ -147,29 +154,15 @@ async fn renew_forever(client: Client, node: &'static str) {
 
 // ---- harness ----
 
-/// An apiserver on a free port with its data in a temporary directory, and the node lifecycle controller
-/// running against it with [`CONFIG`]. Everything stops when the test ends, passed or failed.
-struct Cluster {
-    client: Client,
-    _server: TestServer,
-    _controllers: tokio::task::JoinSet<Result<(), kubelab_controller_manager::Error>>,
+/// A cluster running the node lifecycle controller with [`CONFIG`].
+async fn start() -> anyhow::Result<Cluster> {
+    let mut cluster = Cluster::start().await?;
+    cluster.run::<NodeLifecycleController>(&Config { node_lifecycle: CONFIG, ..common::config() });
+    Ok(cluster)
 }
 
+/// What these tests add to the common cluster: playing the nodes' kubelets, and reading events.
 impl Cluster {
-    async fn start() -> anyhow::Result<Cluster> {
-        let server = spawn_apiserver().await?;
-        let client = server.client()?;
-        let config = kubelab_controller_manager::Config {
-            cache_timeout: Duration::from_secs(5),
-            node_lifecycle: CONFIG,
-            ..Default::default()
-        };
-        let mut controllers = tokio::task::JoinSet::new();
-        use kubelab_controller_manager::{controller::start, node_lifecycle::NodeLifecycleController};
-        controllers.spawn(start::<NodeLifecycleController>(client.clone(), config));
-        Ok(Cluster { client, _server: server, _controllers: controllers })
-    }
-
     /// What a kubelet does when it starts: create its Node, report it Ready, create its Lease.
     async fn register_node(&self, name: &str) -> anyhow::Result<()> {
         self.client
@@ -195,15 +188,6 @@ impl Cluster {
             "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
         self.client.patch_status(resource("Node")?, None, name, PatchType::Merge, &status).await?;
         Ok(())
-    }
-
-    async fn create(&self, namespace: &str, kind: &str, body: Value) -> anyhow::Result<Value> {
-        common::create(&self.client, Some(namespace), kind, body).await
-    }
-
-    /// The object, or `None` once it is gone.
-    async fn get(&self, namespace: Option<&str>, kind: &str, name: &str) -> anyhow::Result<Option<Value>> {
-        common::get(&self.client, namespace, kind, name).await
     }
 
     /// The first event with this reason about the object named `about` (events of Nodes and of the test's pods
