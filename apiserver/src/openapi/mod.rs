@@ -17,8 +17,8 @@
 //! - **Patches.** A client computing a strategic merge patch needs to know that `containers` merge by `name`:
 //!   the schemas say so with `x-kubernetes-patch-merge-key`, as Kubernetes' do. kubectl 1.27 and 1.28 load the v2
 //!   document before `kubectl apply` — in protobuf only ([`gnostic`]) — and without it they fail with "the server
-//!   could not find the requested resource". (Observed: every kubectl from 1.27 to 1.33 sends the very same
-//!   patch with or without our merge keys, the keys compiled into it agreeing with ours.)
+//!   could not find the requested resource". (kubectl computes its patches from our keys only if a PATCH
+//!   operation lists strategic merge patch, which ours do not: see below.)
 //! - **`kubectl explain`** walks the v3 schemas from the kind's root (`io.k8s.api.apps.v1.Deployment`, found by its
 //!   `x-kubernetes-group-version-kind`) field by field, printing each one's type and description.
 //!
@@ -30,9 +30,12 @@
 //! `Cache-Control: public, immutable`.)
 //!
 //! One deliberate omission: v3 PATCH operations do not list `application/strategic-merge-patch+json` among their
-//! request bodies, although the server accepts it. If they did, kubectl 1.29 and later would compute their
-//! strategic merge patches from our v3 schemas; without it, they use the schemas compiled into them, which carry
-//! the very same merge keys, so they send exactly the patch they send to a real cluster.
+//! request bodies, although the server accepts it. If they did, every kubectl from 1.27 to 1.33 would compute its
+//! strategic merge patches from our v3 schemas (tried: with it, and without our merge keys, `apply` replaces whole
+//! lists). Our merge keys would do for that, but the strategic merge table has no `retainKeys` strategies
+//! (`DeploymentSpec.strategy`, `PodSpec.volumes`), so switching a Deployment to `Recreate` by `apply` would leave
+//! its `rollingUpdate` behind. Without it, kubectl uses the metadata compiled into it, which is complete, and sends
+//! exactly the patch it sends to a real cluster.
 //!
 //! What we leave out: subresource paths (`/status`, `/scale`), watch and deletecollection operations, the
 //! `x-kubernetes-list-type`/`-map-keys` extensions, `default` values in schemas, and the `Cache-Control`/`ETag`
