@@ -8,7 +8,8 @@
 //!
 //!    Steps 1 and 2 can be one request: a *streaming list* (watch-list, KEP-3157) is a watch that first sends
 //!    every object as an ADDED event, then a bookmark saying "that was all of them", then the changes. The server
-//!    never builds the whole list in memory. The informer asks for one first and, when the server refuses
+//!    sends the objects one by one instead of encoding one large list. The informer asks for one first and, when
+//!    the server refuses
 //!    (`422`, as kube-apiserver does with its `WatchList` feature off), lists and watches instead, as client-go's
 //!    reflector does;
 //! 3. keep a **cache** of the objects, updated by each event, that the component reads instead of the apiserver;
@@ -76,7 +77,8 @@ pub fn watch_changes(
             {
                 Ok((items, version, events)) => (items, version, Some(events)),
                 Err(refused) => {
-                    tracing::debug!(resource = resource.plural, error = %refused, "informer: no streaming list, listing");
+                    let plural = resource.plural;
+                    tracing::debug!(resource = plural, error = %refused, "informer: no streaming list, listing");
                     match client.list(resource, namespace.as_deref(), &params).await {
                         Ok(list) => (list.items, list.resource_version, None),
                         Err(err) => {

@@ -64,8 +64,7 @@ async fn create_config_map(server: &TestServer, name: &str, app: &str) -> anyhow
 }
 
 #[tokio::test]
-async fn a_streaming_list_sends_the_matching_objects_then_the_annotated_bookmark_then_the_changes() -> anyhow::Result<()>
-{
+async fn a_streaming_list_sends_the_selected_objects_then_the_end_bookmark_then_the_changes() -> anyhow::Result<()> {
     streaming_list_sequence(spawn_apiserver().await?).await
 }
 
@@ -328,41 +327,49 @@ async fn server_without_watch_list() -> anyhow::Result<(String, std::sync::Arc<s
                 let head = String::from_utf8_lossy(&head);
                 let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
                 requests.lock().unwrap_or_else(|p| p.into_inner()).push(target.clone());
-                let reply = |code: &str, body: Value| {
-                    let body = body.to_string();
-                    format!(
-                        "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let config_map = |name: &str, rv: &str| {
-                    json!({"apiVersion": "v1", "kind": "ConfigMap",
-                           "metadata": {"name": name, "namespace": "default", "resourceVersion": rv}})
-                };
-                if target.contains("sendInitialEvents=true") {
-                    let message = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: \
-                                   sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled";
-                    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                        "message": message, "reason": "Invalid", "code": 422});
-                    let _ = socket.write_all(reply("422 Unprocessable Entity", status).as_bytes()).await;
-                } else if target.contains("watch=1") {
-                    let event = format!("{}\n", json!({"type": "ADDED", "object": config_map("web-2", "11")}));
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n",
-                        event.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
+                let (response, is_watch) = answer_without_watch_list(&target);
+                let _ = socket.write_all(response.as_bytes()).await;
+                if is_watch {
                     // A watch stays open until the client goes.
                     let _ = socket.read(&mut byte).await;
-                } else {
-                    let list = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "10"},
-                                      "items": [config_map("web-1", "9")]});
-                    let _ = socket.write_all(reply("200 OK", list).as_bytes()).await;
                 }
             });
         }
     });
     Ok((url, seen))
+}
+
+/// What [`server_without_watch_list`] answers to a request for `target`, and whether it is a watch.
+fn answer_without_watch_list(target: &str) -> (String, bool) {
+    let config_map = |name: &str, rv: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": name, "namespace": "default", "resourceVersion": rv}})
+    };
+    let reply = |code: &str, body: Value| {
+        let body = body.to_string();
+        let length = body.len();
+        // One request per connection: the client must not reuse it.
+        let headers = format!("Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close");
+        format!("HTTP/1.1 {code}\r\n{headers}\r\n\r\n{body}")
+    };
+    if target.contains("sendInitialEvents=true") {
+        let message = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is \
+                       forbidden for watch unless the WatchList feature gate is enabled";
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": message, "reason": "Invalid", "code": 422});
+        (reply("422 Unprocessable Entity", status), false)
+    } else if target.contains("watch=1") {
+        let event = format!("{}\n", json!({"type": "ADDED", "object": config_map("web-2", "11")}));
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        (
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}"),
+            true,
+        )
+    } else {
+        let list = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": "10"},
+                          "items": [config_map("web-1", "9")]});
+        (reply("200 OK", list), false)
+    }
 }
 
 #[tokio::test]

@@ -74,8 +74,8 @@ impl Client {
 
     /// A streaming list (watch-list, KEP-3157): one watch that first sends every object as it is now, as ADDED
     /// events, then a BOOKMARK annotated [`WatchEvent::INITIAL_EVENTS_END`], then the changes — a list and a
-    /// watch in one request, without the server building the whole list in memory. A server without it refuses
-    /// with `422 Invalid` (or, older still, ignores it and never sends that bookmark).
+    /// watch in one request, the objects sent one by one rather than encoded as one large list. A server without
+    /// it refuses with `422 Invalid` (or, older still, ignores it and never sends that bookmark).
     pub async fn watch_list(
         &self,
         resource: &'static Resource,
