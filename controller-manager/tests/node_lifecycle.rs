@@ -4,7 +4,9 @@
 //! lets the Lease of `dead` go stale, as if its machine had been switched off.
 
 use anyhow::{Context, bail};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kubelab_api::client::{Client, ListParams, PatchParams, PatchType};
+use kubelab_api::time::now;
 use kubelab_controller_manager::Config;
 use kubelab_controller_manager::node_lifecycle::{
     NodeLifecycleConfig, NodeLifecycleController, eviction::EvictionTimings, health::HealthTimings,
@@ -143,7 +145,7 @@ fn spec(node: &str, tolerations: Value) -> Value {
 async fn renew_forever(client: Client, node: &'static str) {
     let Ok(leases) = resource("Lease") else { return };
     loop {
-        let patch = json!({"spec": {"renewTime": micro_now()}});
+        let patch = json!({"spec": {"renewTime": MicroTime(now())}});
         let params = PatchParams::default();
         if let Err(err) = client.patch(leases, Some("kube-node-lease"), node, PatchType::Merge, &patch, &params).await {
             eprintln!("renewing the lease of {node}: {err}");
@@ -176,16 +178,17 @@ impl Cluster {
         self.report_ready(name).await?;
         let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": name, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": micro_now()}});
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": MicroTime(now())}});
         self.client.create(resource("Lease")?, Some("kube-node-lease"), &lease).await?;
         Ok(())
     }
 
     /// The kubelet's status report: Ready, heartbeat now.
     async fn report_ready(&self, name: &str) -> anyhow::Result<()> {
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let heartbeat = Time(now());
         let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-            "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
+            "message": "kubelet is posting ready status", "lastHeartbeatTime": heartbeat,
+            "lastTransitionTime": heartbeat}]}});
         self.client.patch_status(resource("Node")?, None, name, PatchType::Merge, &status).await?;
         Ok(())
     }
@@ -205,10 +208,6 @@ fn taints(node: &Value) -> Vec<String> {
         .iter()
         .map(|t| format!("{}:{}", t["key"].as_str().unwrap_or(""), t["effect"].as_str().unwrap_or("")))
         .collect()
-}
-
-fn micro_now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 /// Seconds since the epoch of an RFC 3339 time.
