@@ -198,7 +198,7 @@ impl TestServer {
     /// Stops the server gracefully and reports an error if it does not stop in time or stopped with an error.
     ///
     /// Tests whose components keep watches open (an informer cannot be stopped) should not call it: the
-    /// graceful shutdown would wait for those connections until [`SHUTDOWN_TIMEOUT`]. Dropping the `TestServer`
+    /// graceful shutdown would wait for those connections until its timeout (15 s). Dropping the `TestServer`
     /// is enough; the server stops with the test's runtime.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         match self.running.take() {
