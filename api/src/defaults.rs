@@ -22,9 +22,9 @@
 //! | Node       | `status.allocatable` from `status.capacity`                                                 |
 //! | Endpoints  | port protocol                                                                               |
 //!
-//! What we leave out: defaults behind feature gates that are off by default, Service cluster IP and node port
-//! allocation (the apiserver's allocators, not defaulting), and quantity canonicalisation (`0.5` stays `0.5`
-//! where Kubernetes would print `500m`).
+//! What we leave out: defaults behind feature gates that are off by default, and quantity canonicalisation (`0.5`
+//! stays `0.5` where Kubernetes would print `500m`). A Service's cluster IP and node ports are not defaults: the
+//! apiserver's allocators hand them out (`kubelab_apiserver::allocator`).
 
 mod pod;
 
@@ -142,9 +142,24 @@ impl Defaults for Service {
         if externally_accessible && spec.external_traffic_policy.as_deref().is_none_or(str::is_empty) {
             spec.external_traffic_policy = Some("Cluster".into());
         }
+        if service_type != "ExternalName" {
+            // `clusterIP` and `clusterIPs[0]` say the same thing; a client may set either.
+            match (spec.cluster_ip.as_deref().unwrap_or(""), spec.cluster_ips.as_deref().unwrap_or(&[])) {
+                ("", [first, ..]) => spec.cluster_ip = Some(first.clone()),
+                (ip, []) if !ip.is_empty() => spec.cluster_ips = Some(vec![ip.to_string()]),
+                _ => {}
+            }
+        }
         if matches!(service_type.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
             spec.internal_traffic_policy.get_or_insert_with(|| "Cluster".into());
-            // The apiserver's Service REST layer picks the IP family of a single-stack IPv4 cluster.
+            // The apiserver's Service REST layer picks the IP family of a single-stack IPv4 cluster; a headless
+            // Service without a selector is the exception: its addresses are whatever its Endpoints say, so it
+            // asks for both families (`initIPFamilyFields` in `pkg/registry/core/service/storage/alloc.go`).
+            let headless = spec.cluster_ip.as_deref() == Some("None");
+            if headless && spec.selector.as_ref().is_none_or(|s| s.is_empty()) && spec.ip_family_policy.is_none() {
+                spec.ip_family_policy = Some("RequireDualStack".into());
+                spec.ip_families.get_or_insert_with(|| vec!["IPv4".into(), "IPv6".into()]);
+            }
             spec.ip_family_policy.get_or_insert_with(|| "SingleStack".into());
             spec.ip_families.get_or_insert_with(|| vec!["IPv4".into()]);
         }
@@ -366,6 +381,21 @@ mod tests {
         assert_eq!(spec["ipFamilyPolicy"], "SingleStack");
         assert_eq!(spec["ipFamilies"], json!(["IPv4"]));
         assert!(spec.get("externalTrafficPolicy").is_none());
+    }
+
+    #[test]
+    fn a_cluster_ip_fills_cluster_ips_and_headless_without_selector_asks_for_both_families() {
+        let service = |spec| {
+            defaulted::<Service>(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web"}, "spec": spec}))
+        };
+        assert_eq!(service(json!({"clusterIP": "10.96.0.5"}))["spec"]["clusterIPs"], json!(["10.96.0.5"]));
+        assert_eq!(service(json!({"clusterIPs": ["10.96.0.5"]}))["spec"]["clusterIP"], "10.96.0.5");
+        let headless = service(json!({"clusterIP": "None"}));
+        assert_eq!(headless["spec"]["ipFamilyPolicy"], "RequireDualStack");
+        assert_eq!(headless["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+        let selecting = service(json!({"clusterIP": "None", "selector": {"app": "db"}}));
+        assert_eq!(selecting["spec"]["ipFamilyPolicy"], "SingleStack");
     }
 
     #[test]

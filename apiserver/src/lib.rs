@@ -48,6 +48,7 @@
 //!
 //! Book chapter: "The API server and the cluster store".
 
+pub mod allocator;
 pub mod discovery;
 pub mod logs;
 pub mod openapi;

@@ -21,6 +21,12 @@ struct Args {
     /// Comma-separated etcd endpoints, e.g. http://127.0.0.1:2379. Without it, the embedded store is used.
     #[arg(long, value_delimiter = ',')]
     etcd_servers: Vec<String>,
+    /// The CIDR Service cluster IPs are allocated from (IPv4, /12 to /30).
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: kubelab_apiserver::allocator::IpRange,
+    /// The ports NodePort Services are allocated from, e.g. 30000-32767.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: kubelab_apiserver::allocator::PortRange,
 }
 
 #[tokio::main]
@@ -29,6 +35,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = kubelab_apiserver::Config::new(SocketAddr::new(args.bind_address, args.port), args.data_dir);
     config.etcd_servers = args.etcd_servers;
+    config.service_cluster_ip_range = args.service_cluster_ip_range;
+    config.service_node_port_range = args.service_node_port_range;
     let server = kubelab_apiserver::start(config).await?;
     println!("kubelab-apiserver listening on {} (store: {})", server.url(), server.store_description);
     tokio::select! {

@@ -35,12 +35,23 @@ pub struct Config {
     pub etcd_servers: Vec<String>,
     /// How often watches that asked for bookmarks get one (Kubernetes: about a minute).
     pub bookmark_interval: Duration,
+    /// Where Service cluster IPs come from (`--service-cluster-ip-range`, default `10.96.0.0/12`).
+    pub service_cluster_ip_range: crate::allocator::IpRange,
+    /// Where node ports come from (`--service-node-port-range`, default `30000-32767`).
+    pub service_node_port_range: crate::allocator::PortRange,
 }
 
 impl Config {
     /// A config with Kubernetes' defaults for everything but where to listen and where to keep data.
     pub fn new(bind: SocketAddr, data_dir: PathBuf) -> Self {
-        Config { bind, data_dir, etcd_servers: Vec::new(), bookmark_interval: Duration::from_secs(60) }
+        Config {
+            bind,
+            data_dir,
+            etcd_servers: Vec::new(),
+            bookmark_interval: Duration::from_secs(60),
+            service_cluster_ip_range: Default::default(),
+            service_node_port_range: Default::default(),
+        }
     }
 }
 
@@ -113,7 +124,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         (Arc::new(store), format!("etcd ({})", config.etcd_servers.join(",")))
     };
     let weak_store = Arc::downgrade(&store);
-    let registry = Registry::new(store);
+    let registry =
+        Registry::new(store).with_service_ranges(config.service_cluster_ip_range, config.service_node_port_range);
     create_system_namespaces(&registry).await;
 
     let registry_handle = registry.clone();

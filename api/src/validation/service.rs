@@ -1,12 +1,16 @@
 //! Services: a stable name and virtual IP in front of a set of Pods.
 //!
-//! Mirrors `ValidateService` and `ValidateServiceUpdate` in `pkg/apis/core/validation`, and the node port range
-//! check of the apiserver's node port allocator (30000-32767, Kubernetes' default `--service-node-port-range`).
+//! Mirrors `ValidateService` and `ValidateServiceUpdate` in `pkg/apis/core/validation`. What depends on the
+//! cluster's configuration — whether a cluster IP or node port is in the configured range, or free — is the
+//! apiserver's allocators' to say (`kubelab_apiserver::allocator`), after validation, as in Kubernetes.
 
 use super::gofmt::{GoIntOrString, Raw};
+
+/// What Kubernetes says of a cluster IP changed after it was allocated.
+const CHANGED: &str = "may not change once set";
 use super::meta::{ObjectScope, validate_labels, validate_object_meta, validate_object_meta_update};
 use super::probe::validate_port_num_or_name;
-use super::{IMMUTABLE, Path, each_invalid};
+use super::{Path, each_invalid};
 use crate::names::{is_dns1123_label, is_dns1123_subdomain, is_valid_port_num, name_is_dns1035_label};
 use crate::status::Cause;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -15,7 +19,6 @@ use std::collections::BTreeSet;
 
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"];
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
-const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 
 /// A Service on create or update.
 pub(super) fn validate_service(service: &Service, old: Option<&Service>) -> Vec<Cause> {
@@ -23,17 +26,17 @@ pub(super) fn validate_service(service: &Service, old: Option<&Service>) -> Vec<
     let spec = service.spec.clone().unwrap_or_default();
     if let Some(old) = old {
         causes.extend(validate_object_meta_update(&service.metadata, &old.metadata));
-        // Once allocated, the cluster IP stays: clients and kube-proxy rules already use it.
+        // Once allocated, the cluster IP stays: clients and kube-proxy rules already use it. (Kubernetes'
+        // `validateUpgradeDowngradeClusterIPs`, without the dual-stack upgrades.)
         let old_spec = old.spec.clone().unwrap_or_default();
-        let (new_ip, old_ip) = (spec.cluster_ip.as_deref().unwrap_or(""), old_spec.cluster_ip.as_deref().unwrap_or(""));
+        let (new_ips, old_ips) =
+            (spec.cluster_ips.clone().unwrap_or_default(), old_spec.cluster_ips.unwrap_or_default());
         let external = |t: &Option<String>| t.as_deref() == Some("ExternalName");
-        if !external(&spec.type_)
-            && !external(&old_spec.type_)
-            && !old_ip.is_empty()
-            && !new_ip.is_empty()
-            && new_ip != old_ip
-        {
-            causes.push(Cause::invalid(Path::new("spec").child("clusterIP"), new_ip, IMMUTABLE));
+        if !external(&spec.type_) && !external(&old_spec.type_) && old_ips.first() != new_ips.first() {
+            let value = Raw(serde_json::to_string(&new_ips).unwrap_or_default());
+            let path = Path::new("spec").child("clusterIPs").index(0);
+            let detail = if new_ips.is_empty() { "primary clusterIP can not be unset" } else { CHANGED };
+            causes.push(Cause::invalid(path, value, detail));
         }
     }
     causes.extend(validate_object_meta(&service.metadata, ObjectScope::Namespaced, name_is_dns1035_label));
@@ -81,19 +84,18 @@ fn validate_spec(spec: &ServiceSpec, path: &Path) -> Vec<Cause> {
         let detail = "must be empty, 'None', or a valid IP address";
         causes.push(Cause::invalid(path.child("clusterIP"), cluster_ip, detail));
     }
+    if service_type != "ExternalName" {
+        causes.extend(validate_cluster_ips(cluster_ip, spec.cluster_ips.as_deref().unwrap_or(&[]), path));
+    }
     match service_type {
         "" => causes.push(Cause::required(path.child("type"), "")),
         t if SERVICE_TYPES.contains(&t) => {}
         t => causes.push(Cause::not_supported(path.child("type"), t, SERVICE_TYPES)),
     }
     for (i, port) in ports.iter().enumerate() {
-        let Some(node_port) = port.node_port.filter(|p| *p != 0) else { continue };
-        let field = path.child("ports").index(i).child("nodePort");
-        if service_type == "ClusterIP" {
+        if port.node_port.is_some_and(|p| p != 0) && service_type == "ClusterIP" {
+            let field = path.child("ports").index(i).child("nodePort");
             causes.push(Cause::forbidden(field, "may not be used when `type` is 'ClusterIP'"));
-        } else if !NODE_PORT_RANGE.contains(&node_port) {
-            let detail = "provided port is not in the valid range. The range of valid ports is 30000-32767";
-            causes.push(Cause::invalid(field, node_port, detail));
         }
     }
     causes.extend(duplicate_ports(ports, path));
@@ -108,6 +110,30 @@ fn validate_spec(spec: &ServiceSpec, path: &Path) -> Vec<Cause> {
                 causes.push(Cause::not_supported(path.child("internalTrafficPolicy"), other, &["Cluster", "Local"]))
             }
         }
+    }
+    causes
+}
+
+/// `clusterIP` and `clusterIPs` agree (defaulting copied one into the other when only one was given), as
+/// Kubernetes' `ValidateServiceClusterIPsRelatedFields` checks on a single-stack cluster.
+fn validate_cluster_ips(cluster_ip: &str, cluster_ips: &[String], path: &Path) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let field = path.child("clusterIPs");
+    let value = || Raw(serde_json::to_string(cluster_ips).unwrap_or_default());
+    match (cluster_ip, cluster_ips.first()) {
+        ("", Some(_)) => {
+            causes.push(Cause::invalid(field.clone(), value(), "must be empty when `clusterIP` is not specified"))
+        }
+        (ip, Some(first)) if first != ip => {
+            causes.push(Cause::invalid(field.clone(), value(), "first value must match `clusterIP`"))
+        }
+        _ => {}
+    }
+    if cluster_ips.first().is_some_and(|ip| ip == "None") && cluster_ips.len() > 1 {
+        causes.push(Cause::invalid(field.clone(), value(), "'None' must be the first and only value"));
+    }
+    if cluster_ips.len() > 2 {
+        causes.push(Cause::invalid(field, value(), "may only hold up to 2 values"));
     }
     causes
 }
@@ -223,24 +249,36 @@ mod tests {
                 "spec.type: Unsupported value: \"Balanced\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"",
             ]
         );
+        // The range is the apiserver's allocator's to check: it is configurable.
         let spec = json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 8080}]});
-        assert_eq!(
-            errors(spec),
-            vec![
-                "spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. The range of valid ports is 30000-32767"
-            ]
-        );
+        assert_eq!(errors(spec), Vec::<String>::new());
         let spec = json!({"ports": [{"port": 80, "nodePort": 30080}]});
         assert_eq!(errors(spec), vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]);
     }
 
     #[test]
     fn the_cluster_ip_cannot_change() {
-        let old = service("web", json!({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}));
-        let new = service("web", json!({"clusterIP": "10.96.0.11", "ports": [{"port": 80}]}));
+        let old =
+            service("web", json!({"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ports": [{"port": 80}]}));
+        let new =
+            service("web", json!({"clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11"], "ports": [{"port": 80}]}));
         assert_eq!(
             lines(&new.validate(Some(&old))),
-            vec!["spec.clusterIP: Invalid value: \"10.96.0.11\": field is immutable"]
+            vec!["spec.clusterIPs[0]: Invalid value: [\"10.96.0.11\"]: may not change once set"]
+        );
+    }
+
+    #[test]
+    fn cluster_ip_and_cluster_ips_must_agree() {
+        let spec = json!({"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.11"], "ports": [{"port": 80}]});
+        assert_eq!(
+            errors(spec),
+            vec!["spec.clusterIPs: Invalid value: [\"10.96.0.11\"]: first value must match `clusterIP`"]
+        );
+        let spec = json!({"clusterIP": "None", "clusterIPs": ["None", "10.96.0.1"], "ports": [{"port": 80}]});
+        assert_eq!(
+            errors(spec),
+            vec!["spec.clusterIPs: Invalid value: [\"None\",\"10.96.0.1\"]: 'None' must be the first and only value"]
         );
     }
 }

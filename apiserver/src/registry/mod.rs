@@ -41,6 +41,8 @@ pub struct Registry {
     namespaces: namespaces::NamespaceCache,
     /// The task following the namespaces; [`Registry::stop`] ends it.
     follow: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Cluster IPs and node ports for Services, kept in the store beside the objects.
+    allocators: crate::allocator::ServiceAllocators,
 }
 
 /// What a list or watch asks for.
@@ -119,7 +121,15 @@ impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Self {
         let namespaces = namespaces::NamespaceCache::default();
         let follow = Arc::new(std::sync::Mutex::new(Some(namespaces.follow(store.clone()))));
-        Registry { store, namespaces, follow }
+        let allocators =
+            crate::allocator::ServiceAllocators::new(store.clone(), Default::default(), Default::default());
+        Registry { store, namespaces, follow, allocators }
+    }
+
+    /// Hands out Service cluster IPs from `ips` and node ports from `ports` (Kubernetes' defaults otherwise).
+    pub fn with_service_ranges(mut self, ips: crate::allocator::IpRange, ports: crate::allocator::PortRange) -> Self {
+        self.allocators = crate::allocator::ServiceAllocators::new(self.store.clone(), ips, ports);
+        self
     }
 
     /// Stops the registry's background work and waits until it has let go of the store.

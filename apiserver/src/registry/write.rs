@@ -207,13 +207,13 @@ impl Registry {
         let name = object::name(&object).to_string();
         self.check_namespace(resource, namespace, &name).await?;
         let mut object = object;
+        // A Service gets its cluster IP and node ports now, so that the stored object carries them.
+        let claim = self.allocators.claim(resource, &mut object, None, options.dry_run).await?;
         if !options.dry_run {
             let key = resource.storage_key(namespace, &name);
-            let revision = self
-                .store
-                .create(&key, encode_for_store(&object)?)
-                .await
-                .map_err(|err| store_error(resource, &name, err))?;
+            let created = self.store.create(&key, encode_for_store(&object)?).await;
+            claim.settle(created.is_ok()).await;
+            let revision = created.map_err(|err| store_error(resource, &name, err))?;
             object::set_meta(&mut object, "resourceVersion", revision.to_string());
         }
         Ok(Written { object, created: true, warnings })
@@ -248,7 +248,10 @@ impl Registry {
         if expected != current {
             return Err(ApiError::conflict(resource.group, resource.plural, name));
         }
-        let object = merge_parts(resource, &old, object, part);
+        let mut object = merge_parts(resource, &old, object, part);
+        if part == Part::Main && resource.kind == "Service" {
+            object = crate::allocator::service::prepare_update(&old, object);
+        }
         let (mut object, warnings) = self.admit_shape(resource, object, Some(&old), options)?;
         if tracks_generation(resource) {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
@@ -265,13 +268,12 @@ impl Registry {
             let object = self.remove(resource, namespace, name, current, options).await?;
             return Ok(Written { object, created: false, warnings });
         }
+        let claim = self.allocators.claim(resource, &mut object, Some(&old), options.dry_run).await?;
         if !options.dry_run {
             let key = resource.storage_key(namespace, name);
-            let revision = self
-                .store
-                .update(&key, encode_for_store(&object)?, current)
-                .await
-                .map_err(|err| store_error(resource, name, err))?;
+            let updated = self.store.update(&key, encode_for_store(&object)?, current).await;
+            claim.settle(updated.is_ok()).await;
+            let revision = updated.map_err(|err| store_error(resource, name, err))?;
             object::set_meta(&mut object, "resourceVersion", revision.to_string());
         }
         Ok(Written { object, created: false, warnings })
@@ -328,7 +330,9 @@ impl Registry {
             StoreError::Conflict { .. } => ApiError::conflict(resource.group, resource.plural, name),
             err => store_error(resource, name, err),
         })?;
-        super::decode_stored(&kv)
+        let deleted = super::decode_stored(&kv)?;
+        self.allocators.release(resource, &deleted).await;
+        Ok(deleted)
     }
 }
 
