@@ -144,37 +144,22 @@ async fn drive(minor: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_27() -> anyhow::Result<()> {
-    drive(27).await
+/// One test per release: they run in parallel, and a failure names its release.
+macro_rules! releases {
+    ($($test:ident => $minor:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() -> anyhow::Result<()> {
+            drive($minor).await
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_28() -> anyhow::Result<()> {
-    drive(28).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_29() -> anyhow::Result<()> {
-    drive(29).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_30() -> anyhow::Result<()> {
-    drive(30).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_31() -> anyhow::Result<()> {
-    drive(31).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_32() -> anyhow::Result<()> {
-    drive(32).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_33() -> anyhow::Result<()> {
-    drive(33).await
+releases! {
+    kubectl_1_27 => 27,
+    kubectl_1_28 => 28,
+    kubectl_1_29 => 29,
+    kubectl_1_30 => 30,
+    kubectl_1_31 => 31,
+    kubectl_1_32 => 32,
+    kubectl_1_33 => 33,
 }

@@ -386,46 +386,43 @@ fn operation(json: &Value) -> Operation {
     }
 }
 
+/// A path or query parameter: two messages with the same fields under different numbers.
+macro_rules! simple_parameter {
+    ($message:ident, $json:expr) => {
+        $message {
+            required: $json["required"] == true,
+            r#in: text($json, "in"),
+            description: text($json, "description"),
+            name: text($json, "name"),
+            r#type: text($json, "type"),
+            unique_items: $json["uniqueItems"] == true,
+        }
+    };
+}
+
 fn parameters(json: &Value) -> Vec<ParametersItem> {
-    let parameter = |json: &Value| match json["in"].as_str() {
-        Some("body") => Parameter {
-            body_parameter: Some(BodyParameter {
-                description: text(json, "description"),
-                name: text(json, "name"),
-                r#in: text(json, "in"),
-                required: json["required"] == true,
-                schema: json.get("schema").map(schema),
-            }),
-            non_body_parameter: None,
-        },
-        Some("path") => Parameter {
-            body_parameter: None,
-            non_body_parameter: Some(NonBodyParameter {
+    let parameter = |json: &Value| {
+        let non_body = |non_body| Parameter { body_parameter: None, non_body_parameter: Some(non_body) };
+        match json["in"].as_str() {
+            Some("body") => Parameter {
+                body_parameter: Some(BodyParameter {
+                    description: text(json, "description"),
+                    name: text(json, "name"),
+                    r#in: text(json, "in"),
+                    required: json["required"] == true,
+                    schema: json.get("schema").map(schema),
+                }),
+                non_body_parameter: None,
+            },
+            Some("path") => non_body(NonBodyParameter {
                 query_parameter_sub_schema: None,
-                path_parameter_sub_schema: Some(PathParameterSubSchema {
-                    required: json["required"] == true,
-                    r#in: text(json, "in"),
-                    description: text(json, "description"),
-                    name: text(json, "name"),
-                    r#type: text(json, "type"),
-                    unique_items: json["uniqueItems"] == true,
-                }),
+                path_parameter_sub_schema: Some(simple_parameter!(PathParameterSubSchema, json)),
             }),
-        },
-        _ => Parameter {
-            body_parameter: None,
-            non_body_parameter: Some(NonBodyParameter {
-                query_parameter_sub_schema: Some(QueryParameterSubSchema {
-                    required: json["required"] == true,
-                    r#in: text(json, "in"),
-                    description: text(json, "description"),
-                    name: text(json, "name"),
-                    r#type: text(json, "type"),
-                    unique_items: json["uniqueItems"] == true,
-                }),
+            _ => non_body(NonBodyParameter {
+                query_parameter_sub_schema: Some(simple_parameter!(QueryParameterSubSchema, json)),
                 path_parameter_sub_schema: None,
             }),
-        },
+        }
     };
     json.as_array().into_iter().flatten().map(|p| ParametersItem { parameter: Some(parameter(p)) }).collect()
 }
@@ -504,7 +501,11 @@ mod tests {
         assert!(matches!(values, AdditionalProperties::Schema(s) if s.r#type.as_ref().unwrap().value == ["string"]));
 
         let path = &decoded.paths.unwrap().path[0];
-        let patch = path.value.as_ref().unwrap().patch.as_ref().unwrap();
+        let item = path.value.as_ref().unwrap();
+        let namespace = item.parameters[0].parameter.as_ref().unwrap().non_body_parameter.as_ref().unwrap();
+        let namespace = namespace.path_parameter_sub_schema.as_ref().unwrap();
+        assert_eq!((namespace.name.as_str(), namespace.required), ("namespace", true));
+        let patch = item.patch.as_ref().unwrap();
         let query = patch.parameters[0].parameter.as_ref().unwrap().non_body_parameter.as_ref().unwrap();
         assert_eq!(query.query_parameter_sub_schema.as_ref().unwrap().name, "fieldValidation");
         assert!(patch.parameters[1].parameter.as_ref().unwrap().body_parameter.is_some());
