@@ -1,4 +1,4 @@
-//! Reading the protobuf bodies `kubectl create namespace|deployment|configmap` send.
+//! Reading the protobuf bodies `kubectl create namespace|deployment|configmap|service` send.
 //!
 //! Most of the Kubernetes API speaks JSON, but Kubernetes' own Go clients prefer protobuf for the built-in
 //! kinds, and since 1.32 a few `kubectl create <kind>` generators send `application/vnd.kubernetes.protobuf`.
@@ -22,7 +22,7 @@
 //! as the JSON encoder's `omitempty` would. Pointer fields (`replicas`, `immutable`) arrive only when set.
 //!
 //! What we leave out:
-//! - Kinds other than Namespace, ConfigMap and Deployment: they get a 415 asking for JSON.
+//! - Kinds other than Namespace, ConfigMap, Deployment and Service: they get a 415 asking for JSON.
 //! - Fields kubectl's generators never set (probes, volumes, affinity, rollingUpdate...): they are dropped.
 //!   A real apiserver decodes every field, because Go clients send protobuf for everything.
 //! - Encoding responses as protobuf: the apiserver always answers JSON, which every client accepts.
@@ -33,6 +33,7 @@ use k8s_openapi::api::apps::v1 as apps;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_pb::api::apps::v1 as pb_apps;
 use k8s_pb::api::core::v1 as pb_core;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as pb_meta;
@@ -75,10 +76,11 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         ("v1", "Namespace") => to_json(namespace(parse(&raw, &kind)?)),
         ("v1", "ConfigMap") => to_json(config_map(parse(&raw, &kind)?)),
         ("apps/v1", "Deployment") => to_json(deployment(parse(&raw, &kind)?)),
+        ("v1", "Service") => to_json(service(parse(&raw, &kind)?)),
         _ => Err(unsupported(
             &api_version,
             &kind,
-            "kubelab decodes protobuf only for v1 Namespace, v1 ConfigMap and apps/v1 Deployment",
+            "kubelab decodes protobuf only for v1 Namespace, v1 ConfigMap, apps/v1 Deployment and v1 Service",
         )),
     }
 }
@@ -136,6 +138,37 @@ fn deployment(pb: pb_apps::Deployment) -> apps::Deployment {
             revision_history_limit: spec.revision_history_limit,
             paused: spec.paused.filter(|&paused| paused),
             progress_deadline_seconds: spec.progress_deadline_seconds,
+        }),
+        status: None,
+    }
+}
+
+/// What `kubectl create service clusterip|nodeport|loadbalancer|externalname` fills in.
+fn service(pb: pb_core::Service) -> core::Service {
+    core::Service {
+        metadata: object_meta(pb.metadata),
+        spec: pb.spec.map(|spec| core::ServiceSpec {
+            ports: list(
+                spec.ports
+                    .into_iter()
+                    .map(|port| core::ServicePort {
+                        name: text(port.name),
+                        protocol: text(port.protocol),
+                        port: port.port.unwrap_or_default(),
+                        target_port: port.target_port.and_then(|target| match (target.r#type, target.str_val) {
+                            (Some(1), Some(name)) => text(Some(name)).map(IntOrString::String),
+                            _ => target.int_val.filter(|n| *n != 0).map(IntOrString::Int),
+                        }),
+                        node_port: port.node_port.filter(|n| *n != 0),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            selector: map(spec.selector),
+            cluster_ip: text(spec.cluster_ip),
+            type_: text(spec.r#type),
+            external_name: text(spec.external_name),
+            ..Default::default()
         }),
         status: None,
     }
@@ -373,6 +406,47 @@ mod tests {
                         }]}
                     },
                     "strategy": {}
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn kubectl_create_service_nodeport_decodes_ports_target_ports_and_node_ports() {
+        use k8s_pb::apimachinery::pkg::util::intstr::IntOrString as PbIntOrString;
+        let port = |name: &str, port, target: PbIntOrString, node_port| pb_core::ServicePort {
+            name: Some(name.into()),
+            protocol: Some("TCP".into()),
+            port: Some(port),
+            target_port: Some(target),
+            node_port: Some(node_port),
+            ..Default::default()
+        };
+        let number = |n| PbIntOrString { r#type: Some(0), int_val: Some(n), str_val: Some(String::new()) };
+        let name = |s: &str| PbIntOrString { r#type: Some(1), int_val: Some(0), str_val: Some(s.into()) };
+        let service = pb_core::Service {
+            metadata: Some(metadata("web", &[("app", "web")])),
+            spec: Some(pb_core::ServiceSpec {
+                ports: vec![port("80-8080", 80, number(8080), 30080), port("http", 81, name("http"), 0)],
+                selector: [("app".to_string(), "web".to_string())].into(),
+                cluster_ip: Some(String::new()),
+                r#type: Some("NodePort".into()),
+                ..Default::default()
+            }),
+            status: Some(Default::default()),
+        };
+        let json = decode(&envelope("v1", "Service", &service)).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "labels": {"app": "web"}},
+                "spec": {
+                    "type": "NodePort", "selector": {"app": "web"},
+                    "ports": [
+                        {"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080, "nodePort": 30080},
+                        {"name": "http", "protocol": "TCP", "port": 81, "targetPort": "http"}
+                    ]
                 }
             })
         );
