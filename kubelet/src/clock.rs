@@ -5,16 +5,10 @@
 //! [`now`]. Back-off delays are `std::time::Duration`s, added with [`after`].
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-/// The current time. (`jiff`'s own clock is behind a feature `k8s-openapi` does not enable.)
-pub fn now() -> Timestamp {
-    let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
-    // `subsec_nanos` is below 10⁹, which always fits an i32.
-    let nanos = i32::try_from(since_epoch.subsec_nanos()).unwrap_or(0);
-    Timestamp::new(seconds, nanos).unwrap_or(Timestamp::MAX)
-}
+/// The current time: the one definition every component shares.
+pub use kubelab_api::time::now;
 
 /// `instant + delay`, saturating at the end of time rather than failing.
 pub fn after(instant: Timestamp, delay: Duration) -> Timestamp {

@@ -392,9 +392,10 @@ fn patch_names_version(body: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// RFC 3339 with seconds, as Kubernetes writes timestamps.
+/// The current time ([`kubelab_api::time::now`], the one clock every component reads) as Kubernetes writes it
+/// into JSON: RFC 3339 to the second.
 pub(crate) fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    kubelab_api::time::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Five characters from Kubernetes' alphabet for generated names (no vowels, so no accidental words).
