@@ -15,7 +15,8 @@
 //! - [`deployment`]: rolls ReplicaSets forward and back — rolling updates within `maxSurge` and
 //!   `maxUnavailable`, Recreate, revisions, rollback, pause, progress deadline;
 //! - [`garbage_collector`], [`namespace`], [`node_lifecycle`] and [`leader`]: the controllers that clean up and
-//!   keep the cluster alive, and leader election among controller managers.
+//!   keep the cluster alive, and leader election among controller managers;
+//! - [`node_ipam`]: gives each Node its slice of the pod network (`spec.podCIDR`).
 //!
 //! ## What it watches and writes
 //! Watches Deployments, ReplicaSets and pods (and, for the other controllers, nodes, leases, namespaces and every
@@ -38,6 +39,7 @@ pub mod deployment;
 pub mod garbage_collector;
 pub mod leader;
 pub mod namespace;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
 
@@ -48,6 +50,7 @@ use deployment::DeploymentController;
 use garbage_collector::GarbageCollector;
 use kubelab_api::client::Client;
 use namespace::NamespaceController;
+use node_ipam::NodeIpamController;
 use node_lifecycle::NodeLifecycleController;
 use replicaset::ReplicaSetController;
 use std::time::Duration;
@@ -76,6 +79,8 @@ pub struct Config {
     pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
     /// How often a terminating namespace is looked at again.
     pub namespace: namespace::NamespaceTimings,
+    /// The pod network and the size of each node's slice (`--cluster-cidr`, `--node-cidr-mask-size`).
+    pub node_ipam: node_ipam::NodeIpamConfig,
 }
 
 impl Default for Config {
@@ -91,6 +96,7 @@ impl Default for Config {
             slow_start: true,
             node_lifecycle: node_lifecycle::NodeLifecycleConfig::default(),
             namespace: namespace::NamespaceTimings::default(),
+            node_ipam: node_ipam::NodeIpamConfig::default(),
         }
     }
 }
@@ -120,7 +126,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     controllers.spawn(start::<DeploymentController>(client.clone(), config.clone()));
     controllers.spawn(start::<GarbageCollector>(client.clone(), config.clone()));
     controllers.spawn(start::<NamespaceController>(client.clone(), config.clone()));
-    controllers.spawn(start::<NodeLifecycleController>(client.clone(), config));
+    controllers.spawn(start::<NodeLifecycleController>(client.clone(), config.clone()));
+    controllers.spawn(start::<NodeIpamController>(client.clone(), config));
     while let Some(finished) = controllers.join_next().await {
         finished??;
     }

@@ -41,6 +41,12 @@ struct Args {
     /// Seconds a pod stays on an unreachable or not-ready node before it is evicted (unless it tolerates longer).
     #[arg(long, default_value_t = 300)]
     default_toleration_seconds: u64,
+    /// The pod network, which the node IPAM controller cuts into one slice (spec.podCIDR) per Node.
+    #[arg(long, default_value = "10.244.0.0/16", value_name = "CIDR")]
+    cluster_cidr: ipnet::Ipv4Net,
+    /// The prefix length of each Node's slice of --cluster-cidr (24: up to 254 pods per node).
+    #[arg(long, default_value_t = 24, value_name = "BITS")]
+    node_cidr_mask_size: u8,
 }
 
 #[tokio::main]
@@ -58,6 +64,9 @@ async fn main() -> anyhow::Result<()> {
     let mut config = config;
     config.node_lifecycle.health.grace_period = Duration::from_secs(args.node_monitor_grace_period);
     config.node_lifecycle.eviction.default_toleration = Duration::from_secs(args.default_toleration_seconds);
+    config.node_ipam.cluster_cidr = args.cluster_cidr.trunc();
+    config.node_ipam.node_cidr_mask_size = args.node_cidr_mask_size;
+    config.node_ipam.validate().map_err(anyhow::Error::msg)?;
     println!("kubelab-controller-manager: controlling the cluster at {}", client.base_url());
     let controllers = kubelab_controller_manager::run(client.clone(), config);
     let work = async move {
