@@ -131,6 +131,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let registry_handle = registry.clone();
     let app = router(AppState { registry, bookmark_interval: config.bookmark_interval });
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+    // Each watch event is its own small write. With Nagle's algorithm on, a write that follows an unacknowledged
+    // one waits for the client's delayed ACK (~40 ms on Linux): a streaming list's end bookmark arrived that late
+    // after the objects. Go, and so kube-apiserver, sets TCP_NODELAY on every TCP connection; we do the same.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
