@@ -37,6 +37,9 @@ pub struct ClusterConfig {
     pub node_address_prefix: String,
     /// Node `i`'s pods get `<prefix>.i.0/24`.
     pub pod_network_prefix: String,
+    /// Where the apiserver allocates Service cluster IPs and node ports from.
+    pub service_cluster_ip_range: kubelab_apiserver::allocator::IpRange,
+    pub service_node_port_range: kubelab_apiserver::allocator::PortRange,
     pub scheduler: kubelab_scheduler::Config,
     pub controller_manager: kubelab_controller_manager::Config,
     /// Applied to every kubelet's configuration (tests shorten heartbeats and back-off here).
@@ -54,6 +57,8 @@ impl ClusterConfig {
             nodes: 1,
             node_address_prefix: "127.0.1".into(),
             pod_network_prefix: "10.244".into(),
+            service_cluster_ip_range: Default::default(),
+            service_node_port_range: Default::default(),
             scheduler: kubelab_scheduler::Config::new(),
             controller_manager: kubelab_controller_manager::Config::default(),
             kubelet: |_| {},
@@ -108,6 +113,8 @@ impl Cluster {
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
         let mut server_config = kubelab_apiserver::Config::new(bind, config.data_dir.clone());
         server_config.etcd_servers = config.etcd_servers.clone();
+        server_config.service_cluster_ip_range = config.service_cluster_ip_range;
+        server_config.service_node_port_range = config.service_node_port_range;
         let server = kubelab_apiserver::start(server_config).await?;
         progress(&format!("apiserver            {} (store: {})", server.url(), server.store_description));
         let kubeconfig = config.data_dir.join("kubeconfig");

@@ -49,6 +49,14 @@ pub struct Up {
     /// clusters at once (Docker refuses overlapping subnets).
     #[arg(long, default_value = "10.244", value_name = "PREFIX")]
     pod_network_prefix: String,
+
+    /// The CIDR Service cluster IPs come from (IPv4, /12 to /30).
+    #[arg(long, default_value = "10.96.0.0/12", value_name = "CIDR")]
+    service_cluster_ip_range: kubelab_apiserver::allocator::IpRange,
+
+    /// The ports NodePort Services get, e.g. 30000-32767.
+    #[arg(long, default_value = "30000-32767", value_name = "RANGE")]
+    service_node_port_range: kubelab_apiserver::allocator::PortRange,
 }
 
 impl Up {
@@ -67,6 +75,8 @@ impl Up {
         config.nodes = self.nodes;
         config.node_address_prefix = self.node_address_prefix.clone();
         config.pod_network_prefix = self.pod_network_prefix.clone();
+        config.service_cluster_ip_range = self.service_cluster_ip_range;
+        config.service_node_port_range = self.service_node_port_range;
         let mut cluster = Cluster::start(config, |line| println!("{line}"))
             .await
             .map_err(|err| explain_start_error(err, self.port))?;
