@@ -24,13 +24,15 @@
 //! ## What it watches and writes
 //! It watches nothing and decides nothing: it stores what it is told, after checking it, and tells watchers.
 //! The few fields it writes itself are system metadata (`uid`, `creationTimestamp`, `generation`,
-//! `resourceVersion`, `deletionTimestamp`) and the effects of two subresources (`scale`, `binding`).
+//! `resourceVersion`, `deletionTimestamp`), the effects of two subresources (`scale`, `binding`), and a Service's
+//! cluster IP and node ports, which it hands out from two ranges kept in the store.
 //!
 //! ## The modules, in reading order
 //! - [`store`]: the revisioned key-value contract and its two implementations;
 //! - [`registry`]: the generic life of an object (create, update, status vs spec, delete with finalizers
 //!   and grace periods, watch with selectors, and streaming lists that start a watch with every object);
 //! - [`paths`] and [`rest`]: Kubernetes' URL grammar and the one handler serving it;
+//! - [`allocator`]: Service cluster IPs and node ports, a pure bitmap decision over ranges kept in the store;
 //! - [`patch`]: JSON patch, merge patch and the strategic merge patch that `kubectl apply` relies on;
 //! - [`discovery`], [`openapi`] and [`table`]: what kubectl needs to find resources, validate manifests
 //!   and print `kubectl get` columns;
@@ -44,7 +46,8 @@
 //! - managed fields and conflicts between field managers in server-side apply (our apply is a strategic merge);
 //! - API versions conversion (each kind is served in one version), CRDs, aggregation;
 //! - consistent paginated lists at one revision (each page reads the current state);
-//! - protobuf responses (we read protobuf bodies, but always answer JSON).
+//! - protobuf responses (we read protobuf bodies, but always answer JSON);
+//! - dual-stack (IPv6) Services, and the repair loops that give back cluster IPs and node ports held by no Service.
 //!
 //! Book chapter: "The API server and the cluster store".
 

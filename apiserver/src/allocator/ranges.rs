@@ -15,7 +15,6 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-// ANCHOR: ranges
 /// The service CIDR (`--service-cluster-ip-range`, default `10.96.0.0/12`). IPv4 only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpRange {
@@ -29,7 +28,6 @@ pub struct PortRange {
     first: u16,
     last: u16,
 }
-// ANCHOR_END: ranges
 
 impl Default for IpRange {
     fn default() -> Self {

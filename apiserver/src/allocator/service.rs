@@ -164,7 +164,6 @@ impl fmt::Debug for JsonList<'_> {
     }
 }
 
-// ANCHOR: requests
 /// Which cluster IP slot `service` asks for: `None` when it needs none, or already holds the one it names.
 pub fn ip_request(service: &Value, old: &Holdings, range: &IpRange) -> Result<Option<Want>, ApiError> {
     let ip = cluster_ip(service);
@@ -209,7 +208,6 @@ pub fn port_requests(service: &Value, old: &Holdings, range: &PortRange) -> Resu
     }
     Ok(requests)
 }
-// ANCHOR_END: requests
 
 /// Writes the allocated cluster IP into `spec.clusterIP` and `spec.clusterIPs`.
 pub fn fill_ip(service: &mut Value, ip: Ipv4Addr) {
