@@ -21,6 +21,7 @@
 //! | Namespace  | `spec.finalizers: [kubernetes]`, `status.phase: Active`                                     |
 //! | Node       | `status.allocatable` from `status.capacity`                                                 |
 //! | Endpoints  | port protocol                                                                               |
+//! | EndpointSlice | port name (`""`) and protocol                                                            |
 //!
 //! What we leave out: defaults behind feature gates that are off by default, and quantity canonicalisation (`0.5`
 //! stays `0.5` where Kubernetes would print `500m`). A Service's cluster IP and node ports are not defaults: the
@@ -37,6 +38,7 @@ use k8s_openapi::api::{
         ClientIPConfig, ConfigMap, Endpoints, Event, Namespace, NamespaceSpec, NamespaceStatus, Node, Pod, PodStatus,
         PodTemplateSpec, Service, SessionAffinityConfig,
     },
+    discovery::v1::EndpointSlice,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -203,6 +205,17 @@ impl Defaults for Endpoints {
             if port.protocol.as_deref().is_none_or(str::is_empty) {
                 port.protocol = Some("TCP".into());
             }
+        }
+    }
+}
+
+/// `SetDefaults_EndpointPort` of `discovery/v1`: a port without a name has the empty name (so that "no name" is
+/// one value, and unique), and TCP.
+impl Defaults for EndpointSlice {
+    fn apply_defaults(&mut self) {
+        for port in self.ports.iter_mut().flatten() {
+            port.name.get_or_insert_with(String::new);
+            port.protocol.get_or_insert_with(|| "TCP".into());
         }
     }
 }

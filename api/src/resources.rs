@@ -10,6 +10,7 @@ use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
     coordination::v1::Lease,
     core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Service},
+    discovery::v1::EndpointSlice,
 };
 
 // ANCHOR: resource
@@ -200,6 +201,19 @@ pub static RESOURCES: &[Resource] = &[
         subresources: &[],
         storage_prefix: "/registry/leases",
         rules: &Typed::<Lease>::NEW,
+    },
+    Resource {
+        group: "discovery.k8s.io",
+        version: "v1",
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        storage_prefix: "/registry/endpointslices",
+        rules: &Typed::<EndpointSlice>::NEW,
     },
 ];
 

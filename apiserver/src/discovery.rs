@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2beta1");
         let names: Vec<&str> =
             doc["items"].as_array().unwrap().iter().map(|g| g["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["apps", "coordination.k8s.io"]);
+        assert_eq!(names, ["apps", "coordination.k8s.io", "discovery.k8s.io"]);
         let deployments = &doc["items"][0]["versions"][0]["resources"][1];
         assert_eq!(deployments["resource"], "deployments");
         assert_eq!(deployments["subresources"][0]["responseKind"]["kind"], "Deployment");

@@ -22,6 +22,7 @@
 //! - [`service`]: Services: ports, types, node ports;
 //! - [`config`]: ConfigMaps: keys, size, immutability;
 //! - [`cluster`]: Namespaces, Nodes, Events, Endpoints, Leases;
+//! - [`discovery`]: EndpointSlices: address types, addresses, ports;
 //! - [`gofmt`]: composite values printed the way Go's `%#v` prints them in messages.
 //!
 //! The apiserver is expected to do what Kubernetes does before it validates: fill `metadata.namespace` from the
@@ -37,6 +38,7 @@ mod apps;
 mod cluster;
 mod config;
 mod container;
+mod discovery;
 mod gofmt;
 mod meta;
 mod pod;
@@ -52,6 +54,7 @@ use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
     coordination::v1::Lease,
     core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Service},
+    discovery::v1::EndpointSlice,
 };
 use std::fmt;
 
@@ -116,6 +119,12 @@ impl Validate for Event {
 impl Validate for Endpoints {
     fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
         cluster::validate_endpoints(self, old)
+    }
+}
+
+impl Validate for EndpointSlice {
+    fn validate(&self, old: Option<&Self>) -> Vec<Cause> {
+        discovery::validate_endpoint_slice(self, old)
     }
 }
 

@@ -129,6 +129,7 @@ fn printer_for(resource: &Resource) -> Printer {
         ("", "Node") => plain(node::COLUMNS, node::cells),
         ("", "Service") => plain(service::SERVICE_COLUMNS, service::service_cells),
         ("", "Endpoints") => plain(service::ENDPOINTS_COLUMNS, service::endpoints_cells),
+        ("discovery.k8s.io", "EndpointSlice") => plain(service::ENDPOINT_SLICE_COLUMNS, service::endpoint_slice_cells),
         ("", "Event") => plain(event::COLUMNS, event::cells),
         ("", "ConfigMap") => plain(simple::CONFIG_MAP_COLUMNS, simple::config_map_cells),
         ("apps", "ReplicaSet") => plain(workloads::REPLICA_SET_COLUMNS, workloads::replica_set_cells),

@@ -2,7 +2,8 @@
 //!
 //! `web   NodePort   10.96.0.12   <none>   80:30080/TCP   5m` — a NodePort service shows its node port after
 //! the service port. External-IP depends on the type: a LoadBalancer without an address yet is `<pending>`.
-//! Endpoints list at most three `ip:port` pairs and say how many more there are.
+//! Endpoints list at most three `ip:port` pairs and say how many more there are; an EndpointSlice lists at most
+//! three ports and three addresses, separately (`80,443   10.1.0.5,10.1.0.6 + 3 more...`).
 
 use super::format::{age, format_labels, int, list, or_none, text};
 use super::{AGE, Column, NAME};
@@ -22,6 +23,14 @@ pub(super) const SERVICE_COLUMNS: &[Column] = &[
 
 pub(super) const ENDPOINTS_COLUMNS: &[Column] =
     &[NAME, Column::text("Endpoints", "The set of all endpoints is the union of all subsets."), AGE];
+
+pub(super) const ENDPOINT_SLICE_COLUMNS: &[Column] = &[
+    NAME,
+    Column::text("AddressType", "addressType specifies the type of address carried by this EndpointSlice."),
+    Column::text("Ports", "ports specifies the list of network ports exposed by each endpoint in this slice."),
+    Column::text("Endpoints", "endpoints is a list of unique endpoints in this slice."),
+    AGE,
+];
 
 pub(super) fn service_cells(service: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let ports = port_string(list(service, "/spec/ports"));
@@ -141,4 +150,36 @@ fn format_endpoints(endpoints: &Value) -> String {
     }
     let list = shown.join(",");
     if count > SHOWN_ENDPOINTS { format!("{list} + {} more...", count - SHOWN_ENDPOINTS) } else { list }
+}
+
+pub(super) fn endpoint_slice_cells(slice: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    // printers.go's `formatDiscoveryPorts`: a port's number, else its name, else `*`.
+    let ports = list(slice, "/ports").iter().map(|port| match port.pointer("/port").and_then(Value::as_i64) {
+        Some(number) => number.to_string(),
+        None => Some(text(port, "/name")).filter(|name| !name.is_empty()).unwrap_or("*").to_string(),
+    });
+    // `formatDiscoveryEndpoints`: every address of every endpoint, ready or not.
+    let endpoints = list(slice, "/endpoints");
+    let addresses = endpoints
+        .iter()
+        .flat_map(|endpoint| list(endpoint, "/addresses"))
+        .map(|a| a.as_str().unwrap_or("").to_string());
+    vec![
+        text(slice, "/metadata/name").into(),
+        text(slice, "/addressType").into(),
+        with_more(ports.collect()).into(),
+        with_more(addresses.collect()).into(),
+        age(slice, now),
+    ]
+}
+
+/// printers.go's `listWithMoreString`: the first three, `+ N more...`, or `<unset>` for none.
+fn with_more(items: Vec<String>) -> String {
+    match items.len() {
+        0 => "<unset>".to_string(),
+        count if count > SHOWN_ENDPOINTS => {
+            format!("{} + {} more...", items[..SHOWN_ENDPOINTS].join(","), count - SHOWN_ENDPOINTS)
+        }
+        _ => items.join(","),
+    }
 }

@@ -204,6 +204,20 @@ fn endpoints_show_three_addresses_and_count_the_rest() {
 }
 
 #[test]
+fn endpoint_slices_show_three_ports_and_three_addresses_ready_or_not() {
+    let endpoints: Vec<Value> =
+        (1..=4).map(|i| json!({"addresses": [format!("10.244.0.{i}")], "conditions": {"ready": i % 2 == 0}})).collect();
+    let slice = json!({"metadata": {"name": "web-x7k2p", "creationTimestamp": ago(60)}, "addressType": "IPv4",
+        "endpoints": endpoints, "ports": [{"name": "http", "port": 8080}, {"name": "metrics"}]});
+    assert_eq!(
+        cells("EndpointSlice", slice),
+        json!(["web-x7k2p", "IPv4", "8080,metrics", "10.244.0.1,10.244.0.2,10.244.0.3 + 1 more...", "60s"])
+    );
+    let placeholder = json!({"metadata": {"name": "idle-abcde"}, "addressType": "IPv4", "endpoints": []});
+    assert_eq!(cells("EndpointSlice", placeholder), json!(["idle-abcde", "IPv4", "<unset>", "<unset>", "<unknown>"]));
+}
+
+#[test]
 fn a_deployment_mid_rollout_shows_ready_of_desired() {
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "default", "creationTimestamp": ago(300)},
