@@ -4,7 +4,17 @@
 //! kubelet. [`Cluster::start`] brings them up in the order a real cluster comes up: the apiserver first
 //! (everything else talks only to it), then the control-plane components, then the kubelets, which register their
 //! Nodes. Each simulated node gets its own loopback address (127.0.1.1, 127.0.1.2, ...), which is its InternalIP
-//! and where its kubelet listens, and its own Docker network and pod subnet (10.244.1.0/24, ...).
+//! and where its kubelet listens, and its own pod CIDR (10.244.0.0/24, 10.244.1.0/24, ...), which the controller
+//! manager's node IPAM controller cuts out of the cluster CIDR and writes into the Node.
+//!
+//! The simulated nodes share one host, so they share one pod network: a Docker bridge network for the whole
+//! cluster CIDR, `<name>-pods`, made here before the kubelets start. Each kubelet puts
+//! its pods on it at addresses of its own pod CIDR. One bridge is the simplest wire between the nodes: a pod on
+//! node-2 reaches a pod on node-1 straight across it, without NAT, and the host reaches every pod through the
+//! bridge's gateway address. (Separate Docker networks per node would be isolated from each other by Docker's
+//! firewall rules and masqueraded; real machines instead route each node's pod CIDR to it: see the chapter "The
+//! pod network".) The network outlives `kubelab up` while pods are attached to it, as the pods do; stopping
+//! removes it once no container uses it.
 //!
 //! A real cluster runs each component as its own process, usually on its own machine (the course VMs do that
 //! with the `kubelab-apiserver`, `kubelab-scheduler`, `kubelab-controller-manager` and `kubelab-kubelet`
@@ -12,6 +22,7 @@
 //! pods: their containers keep running, and a kubelet started again for the node adopts them.
 
 use anyhow::Context as _;
+use ipnet::Ipv4Net;
 use kubelab_api::client::Client;
 use kubelab_apiserver::RunningServer;
 use std::collections::BTreeMap;
@@ -35,12 +46,12 @@ pub struct ClusterConfig {
     pub nodes: u8,
     /// Node `i` gets the address `<prefix>.i`.
     pub node_address_prefix: String,
-    /// Node `i`'s pods get `<prefix>.i.0/24`.
-    pub pod_network_prefix: String,
     /// Where the apiserver allocates Service cluster IPs and node ports from.
     pub service_cluster_ip_range: kubelab_apiserver::allocator::IpRange,
     pub service_node_port_range: kubelab_apiserver::allocator::PortRange,
     pub scheduler: kubelab_scheduler::Config,
+    /// The controller manager's settings, among them the one source of pod addresses:
+    /// `controller_manager.node_ipam.cluster_cidr` (10.244.0.0/16), which is also the pod network's subnet.
     pub controller_manager: kubelab_controller_manager::Config,
     /// Applied to every kubelet's configuration (tests shorten heartbeats and back-off here).
     pub kubelet: fn(&mut kubelab_kubelet::Config),
@@ -56,7 +67,6 @@ impl ClusterConfig {
             etcd_servers: Vec::new(),
             nodes: 1,
             node_address_prefix: "127.0.1".into(),
-            pod_network_prefix: "10.244".into(),
             service_cluster_ip_range: Default::default(),
             service_node_port_range: Default::default(),
             scheduler: kubelab_scheduler::Config::new(),
@@ -70,21 +80,26 @@ impl ClusterConfig {
         format!("{}-node-{i}", self.name)
     }
 
+    /// The Docker network every node's pods join: `<name>-pods`.
+    pub fn pod_network(&self) -> String {
+        format!("{}-pods", self.name)
+    }
+
+    /// The cluster CIDR: the pod network's subnet, cut into the nodes' pod CIDRs.
+    pub fn cluster_cidr(&self) -> Ipv4Net {
+        self.controller_manager.node_ipam.cluster_cidr
+    }
+
     /// The kubelet of node `i`.
     fn kubelet_config(&self, i: u8, client: &Client) -> anyhow::Result<kubelab_kubelet::Config> {
         let node = self.node_name(i);
         let address: IpAddr = format!("{}.{i}", self.node_address_prefix).parse().with_context(|| {
             format!("the node address prefix {:?} does not make an IP address", self.node_address_prefix)
         })?;
-        let pod_cidr = format!("{}.{i}.0/24", self.pod_network_prefix);
-        let mut config = kubelab_kubelet::Config::new(
-            &node,
-            client.clone(),
-            address,
-            pod_cidr,
-            self.data_dir.join("nodes").join(&node),
-        );
-        config.network = node;
+        // No pod CIDR: the kubelet waits for the one the node IPAM controller writes into its Node.
+        let mut config =
+            kubelab_kubelet::Config::new(&node, client.clone(), address, self.data_dir.join("nodes").join(&node));
+        config.network = self.pod_network();
         (self.kubelet)(&mut config);
         config.validate()?;
         Ok(config)
@@ -110,6 +125,7 @@ impl Cluster {
     pub async fn start(config: ClusterConfig, progress: impl Fn(&str)) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        config.controller_manager.node_ipam.validate().map_err(anyhow::Error::msg)?;
         let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
         let mut server_config = kubelab_apiserver::Config::new(bind, config.data_dir.clone());
         server_config.etcd_servers = config.etcd_servers.clone();
@@ -140,12 +156,23 @@ impl Cluster {
             if !built.is_empty() {
                 progress(&format!("images               built {}", built.join(", ")));
             }
+            // ANCHOR: pod_network
+            // One Docker bridge for the whole cluster CIDR: the wire between the simulated nodes' pods.
+            let (network, cidr) = (cluster.config.pod_network(), cluster.config.cluster_cidr());
+            let label = ("kubelab.cluster", cluster.config.name.as_str());
+            kubelab_kubelet::docker::ensure_network(&docker, &network, cidr, label).await.with_context(|| {
+                format!(
+                    "cannot set up the pod network {network} for the cluster CIDR {cidr}. If another Docker network \
+                     uses part of it (`docker network ls`; an older kubelab made one per node), remove that network \
+                     or choose another --cluster-cidr"
+                )
+            })?;
+            // ANCHOR_END: pod_network
+            let mask = cluster.config.controller_manager.node_ipam.node_cidr_mask_size;
+            progress(&format!("pod network          {network} ({cidr}, a /{mask} per node)"));
             for i in 1..=cluster.config.nodes {
                 let kubelet = cluster.config.kubelet_config(i, &cluster.client)?;
-                progress(&format!(
-                    "kubelet {:<12} {} (pods: {}, network {})",
-                    kubelet.node_name, kubelet.address, kubelet.pod_cidr, kubelet.network
-                ));
+                progress(&format!("kubelet {:<12} {}", kubelet.node_name, kubelet.address));
                 cluster.start_kubelet(kubelet);
             }
         }
@@ -195,9 +222,16 @@ impl Cluster {
         }
     }
 
-    /// Stops every component, then the apiserver. Pods keep running in Docker.
+    /// Stops every component, then the apiserver. Pods keep running in Docker, and so their network; it is
+    /// removed if no container uses it any more.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.components.shutdown().await;
+        if self.config.nodes > 0
+            && let Ok(docker) = kubelab_kubelet::docker::connect().await
+        {
+            // Refused while containers are attached: then the network stays, for the pods that keep running.
+            let _ = kubelab_kubelet::docker::remove_network(&docker, &self.config.pod_network()).await;
+        }
         self.server.shutdown().await
     }
 }

@@ -45,10 +45,15 @@ pub struct Up {
     #[arg(long, default_value = "127.0.1", value_name = "PREFIX")]
     node_address_prefix: String,
 
-    /// The first two parts of the pod networks: node i's pods get <PREFIX>.i.0/24. Change it when running two
+    /// The pod network: the controller manager gives each node a slice of it (its spec.podCIDR), and the
+    /// Docker network <NAME>-pods holding every node's pods has it as its subnet. Change it when running two
     /// clusters at once (Docker refuses overlapping subnets).
-    #[arg(long, default_value = "10.244", value_name = "PREFIX")]
-    pod_network_prefix: String,
+    #[arg(long, default_value = "10.244.0.0/16", value_name = "CIDR")]
+    cluster_cidr: ipnet::Ipv4Net,
+
+    /// The prefix length of each node's slice of --cluster-cidr (24: up to 254 pods per node).
+    #[arg(long, default_value_t = 24, value_name = "BITS")]
+    node_cidr_mask_size: u8,
 
     /// The CIDR Service cluster IPs come from (IPv4, /12 to /30).
     #[arg(long, default_value = "10.96.0.0/12", value_name = "CIDR")]
@@ -74,7 +79,8 @@ impl Up {
         config.etcd_servers = self.etcd_servers.clone();
         config.nodes = self.nodes;
         config.node_address_prefix = self.node_address_prefix.clone();
-        config.pod_network_prefix = self.pod_network_prefix.clone();
+        config.controller_manager.node_ipam.cluster_cidr = self.cluster_cidr.trunc();
+        config.controller_manager.node_ipam.node_cidr_mask_size = self.node_cidr_mask_size;
         config.service_cluster_ip_range = self.service_cluster_ip_range;
         config.service_node_port_range = self.service_node_port_range;
         let mut cluster = Cluster::start(config, |line| println!("{line}"))

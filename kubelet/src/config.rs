@@ -5,8 +5,9 @@
 
 use crate::backoff::BackOffPolicy;
 use crate::error::KubeletError;
+use ipnet::Ipv4Net;
 use kubelab_api::client::Client;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,9 +28,13 @@ pub struct Config {
     pub port: u16,
     /// The read-only port (`/healthz`, `/pods`, `/spec`): 10255. 0 picks a free port.
     pub read_only_port: u16,
-    /// The node's pod network, from which pods get their IPs: `10.244.1.0/24`.
-    pub pod_cidr: String,
-    /// The Docker network holding this node's pods: `kubelab-<node>` by default.
+    /// A pod CIDR to register the Node with (`--pod-cidr`), for a cluster that assigns none. `None` (the
+    /// default, and `kubelab up`): the kubelet waits for the controller manager's node IPAM controller to write
+    /// one into its Node's `spec.podCIDR`. Either way, the Node's `spec.podCIDR` is what pods get their IPs from
+    /// (see [`crate::network`]).
+    pub pod_cidr: Option<Ipv4Net>,
+    /// The Docker network holding this node's pods: `kubelab-<node>` by default, created with the pod CIDR as
+    /// its subnet. `kubelab up` sets one network shared by every simulated node, its subnet the cluster CIDR.
     pub network: String,
     /// Where the kubelet keeps pod files (emptyDir volumes): `<data dir>/pods/<uid>/volumes/...`.
     pub data_dir: PathBuf,
@@ -54,14 +59,8 @@ pub struct Config {
 
 impl Config {
     /// A kubelet for `node_name` with Kubernetes' defaults: ports 10250 and 10255 on `address`, the Docker
-    /// network `kubelab-<node>` with `pod_cidr` as its subnet, pod files under `data_dir`.
-    pub fn new(
-        node_name: impl Into<String>,
-        client: Client,
-        address: IpAddr,
-        pod_cidr: impl Into<String>,
-        data_dir: impl Into<PathBuf>,
-    ) -> Config {
+    /// network `kubelab-<node>`, the pod CIDR from the Node, pod files under `data_dir`.
+    pub fn new(node_name: impl Into<String>, client: Client, address: IpAddr, data_dir: impl Into<PathBuf>) -> Config {
         let node_name = node_name.into();
         Config {
             network: format!("kubelab-{node_name}"),
@@ -70,7 +69,7 @@ impl Config {
             address,
             port: 10250,
             read_only_port: 10255,
-            pod_cidr: pod_cidr.into(),
+            pod_cidr: None,
             data_dir: data_dir.into(),
             lease_duration: Duration::from_secs(40),
             lease_renew_interval: Duration::from_secs(10),
@@ -92,7 +91,11 @@ impl Config {
                 problems.join("; ")
             )));
         }
-        parse_cidr(&self.pod_cidr)?;
+        if let Some(cidr) = self.pod_cidr.filter(|cidr| cidr.prefix_len() > 30) {
+            return Err(KubeletError::Config(format!(
+                "the pod CIDR {cidr} holds no pod: its prefix must be 30 at most"
+            )));
+        }
         if self.lease_renew_interval.is_zero()
             || self.sync_period.is_zero()
             || self.node_status_update_frequency.is_zero()
@@ -110,24 +113,13 @@ impl Config {
     }
 }
 
-/// Reads an IPv4 CIDR (`10.244.1.0/24`) into its address and prefix length.
-pub fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u8), KubeletError> {
-    let bad = |why: &str| KubeletError::Config(format!("invalid pod CIDR {cidr:?}: {why}"));
-    let (address, prefix) =
-        cidr.split_once('/').ok_or_else(|| bad("expected an address, a slash and a prefix length"))?;
-    let address: Ipv4Addr = address.parse().map_err(|_| bad("not an IPv4 address"))?;
-    let prefix: u8 =
-        prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("the prefix must be 8 to 30"))?;
-    Ok((address, prefix))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config() -> Config {
         let client = Client::new("http://127.0.0.1:1").unwrap();
-        Config::new("node-1", client, "127.0.1.1".parse().unwrap(), "10.244.1.0/24", "/tmp/kubelet")
+        Config::new("node-1", client, "127.0.1.1".parse().unwrap(), "/tmp/kubelet")
     }
 
     #[test]
@@ -142,15 +134,13 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_pod_cidr_is_refused_with_the_reason() {
+    fn a_pod_cidr_too_small_for_a_pod_is_refused_with_the_reason() {
         let mut config = config();
-        config.pod_cidr = "10.244.1.0".into();
+        config.pod_cidr = Some("10.244.1.0/31".parse().unwrap());
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "invalid pod CIDR \"10.244.1.0\": expected an address, a slash and a prefix length"
+            "the pod CIDR 10.244.1.0/31 holds no pod: its prefix must be 30 at most"
         );
-        assert!(parse_cidr("10.244.1.0/33").is_err());
-        assert!(parse_cidr("fd00::/64").is_err());
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //!
 //! ## Pods as Docker containers
 //!
-//! Every node has its own Docker bridge network, `kubelab-<node>`, whose subnet is the node's pod CIDR
-//! (`10.244.1.0/24`). A pod is:
+//! The node's pods hang on a Docker bridge network: on a machine of its own, `kubelab-<node>`, whose subnet is
+//! the node's pod CIDR (`10.244.1.0/24`); under `kubelab up`, one network for the whole cluster CIDR, shared by
+//! every simulated node (see [`crate::network`] for why). A pod is:
 //!
-//! - a **sandbox** (`k8s_POD_web_default_<uid>_0`, image `kubelab/pause:1`) attached to that network: Docker gives
-//!   it the next free address of the subnet, and that address is the pod IP;
+//! - a **sandbox** (`k8s_POD_web_default_<uid>_0`, image `kubelab/pause:1`) attached to that network, at the next
+//!   free address of the node's pod CIDR ([`crate::network::next_pod_ip`]): that address is the pod IP;
 //! - one container per entry of `spec.containers` (`k8s_nginx_web_default_<uid>_0`), started with network mode
 //!   `container:<sandbox id>`: it has no network of its own, it *joins the sandbox's network namespace*. All the
 //!   pod's containers therefore share one IP, one set of ports and one `localhost`, and they keep that IP when one
@@ -26,8 +27,8 @@ use crate::runtime::{
 };
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, EndpointSettings, ExecConfig, HostConfig, Ipam, IpamConfig,
-    NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, ContainerInspectResponse, EndpointIpamConfig, EndpointSettings, ExecConfig, HostConfig, Ipam,
+    IpamConfig, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
@@ -35,8 +36,11 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
+use ipnet::Ipv4Net;
 use k8s_openapi::jiff::Timestamp;
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The Docker engine, as one node's container runtime.
@@ -48,6 +52,11 @@ pub struct DockerRuntime {
     node: String,
     /// The node's bridge network, which sandboxes join.
     network: String,
+    /// The node's pod CIDR: every sandbox gets an address of it.
+    pod_cidr: Ipv4Net,
+    /// Held while a sandbox is given an address and started, so that two pods starting at once do not pick
+    /// the same free address. (Docker would refuse the second, and the pod would only start on a retry.)
+    addressing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Connects to the local Docker engine, speaking the API version it supports (the engine on the course machines
@@ -60,11 +69,30 @@ pub async fn connect() -> Result<Docker, KubeletError> {
 }
 
 impl DockerRuntime {
-    /// The runtime of `node`, whose sandboxes join the Docker network `network` (created with `subnet` if it
-    /// does not exist; an existing network must have that subnet).
-    pub async fn new(docker: Docker, node: &str, network: &str, subnet: &str) -> Result<Self, KubeletError> {
-        ensure_network(&docker, node, network, subnet).await?;
-        Ok(DockerRuntime { docker, node: node.to_string(), network: network.to_string() })
+    /// The runtime of `node`, whose sandboxes join the Docker network `network` at addresses of `pod_cidr`
+    /// (the network is created with that subnet if it does not exist; an existing one must contain it).
+    pub async fn new(docker: Docker, node: &str, network: &str, pod_cidr: Ipv4Net) -> Result<Self, KubeletError> {
+        ensure_network(&docker, network, pod_cidr, (labels::NODE, node)).await?;
+        Ok(DockerRuntime {
+            docker,
+            node: node.to_string(),
+            network: network.to_string(),
+            pod_cidr,
+            addressing: Arc::default(),
+        })
+    }
+
+    /// The addresses containers hold on the node's network now (of every node, when the network is shared).
+    async fn used_addresses(&self) -> Result<Vec<Ipv4Addr>, KubeletError> {
+        let network = self
+            .docker
+            .inspect_network(&self.network, None)
+            .await
+            .map_err(|err| KubeletError::docker(format!("inspect network {}", self.network), err))?;
+        let endpoints = network.containers.unwrap_or_default().into_values();
+        // Docker writes them with the network's prefix: `10.244.1.2/16`.
+        let address = |text: String| text.split('/').next().and_then(|ip| ip.parse().ok());
+        Ok(endpoints.filter_map(|endpoint| endpoint.ipv4_address.and_then(address)).collect())
     }
 
     /// The bollard client, for what the trait does not cover (building images).
@@ -127,37 +155,54 @@ fn parse_time(text: &str) -> Option<Timestamp> {
 }
 
 // ANCHOR: network
-/// Creates the node's bridge network with the pod CIDR as its subnet, unless it exists with that subnet.
-async fn ensure_network(docker: &Docker, node: &str, network: &str, subnet: &str) -> Result<(), KubeletError> {
+/// Makes sure pods have a network to join: an existing one whose subnet contains `pod_cidr` (the cluster-wide
+/// network `kubelab up` creates, or this node's own from an earlier run), or else a new bridge with `pod_cidr` as
+/// its subnet and its first address as the gateway, the host's address on it (a machine of its own). `label`
+/// says whose network it is (`kubelab.node=<node>`). `kubelab up` makes its cluster-wide network with this too.
+pub async fn ensure_network(
+    docker: &Docker,
+    network: &str,
+    pod_cidr: Ipv4Net,
+    label: (&str, &str),
+) -> Result<(), KubeletError> {
     if let Ok(existing) = docker.inspect_network(network, None).await {
         let subnets: Vec<String> =
             existing.ipam.and_then(|i| i.config).unwrap_or_default().into_iter().filter_map(|c| c.subnet).collect();
-        if subnets.iter().any(|s| s == subnet) {
+        let contains = |subnet: &String| subnet.parse::<Ipv4Net>().is_ok_and(|s| s.contains(&pod_cidr));
+        if subnets.iter().any(contains) {
             return Ok(());
         }
         return Err(KubeletError::Config(format!(
-            "the Docker network {network} exists with subnet {} but the pod CIDR is {subnet}: remove it \
-             (`docker network rm {network}`) or use its subnet as the pod CIDR",
+            "the Docker network {network} exists with subnet {} which does not contain the node's pod CIDR \
+             {pod_cidr}: remove it (`docker network rm {network}`) so that it is made again",
             subnets.join(",")
         )));
     }
+    let gateway = pod_cidr.hosts().next().map(|ip| ip.to_string());
     let request = NetworkCreateRequest {
         name: network.to_string(),
         driver: Some("bridge".into()),
         ipam: Some(Ipam {
-            config: Some(vec![IpamConfig { subnet: Some(subnet.to_string()), ..Default::default() }]),
+            config: Some(vec![IpamConfig { subnet: Some(pod_cidr.to_string()), gateway, ..Default::default() }]),
             ..Default::default()
         }),
-        labels: Some(HashMap::from([(labels::NODE.to_string(), node.to_string())])),
+        labels: Some(HashMap::from([(label.0.to_string(), label.1.to_string())])),
         ..Default::default()
     };
     docker.create_network(request).await.map_err(|err| {
-        KubeletError::Config(format!("cannot create the Docker network {network} ({subnet}): {}", docker_message(&err)))
+        let message = docker_message(&err);
+        KubeletError::Config(format!("cannot create the Docker network {network} ({pod_cidr}): {message}"))
     })?;
-    tracing::info!(network, subnet, "created the node's pod network");
+    tracing::info!(network, %pod_cidr, "created the pod network");
     Ok(())
 }
 // ANCHOR_END: network
+
+/// The container runtime's name and version (`docker://20.10.24`), as the Node reports it.
+pub async fn runtime_version(docker: &Docker) -> Result<String, KubeletError> {
+    let version = docker.version().await.map_err(|err| KubeletError::docker("version", err))?;
+    Ok(format!("docker://{}", version.version.unwrap_or_default()))
+}
 
 /// Removes a node's network (tests, and `kubelab down`). Containers still attached make this fail.
 pub async fn remove_network(docker: &Docker, network: &str) -> Result<(), KubeletError> {
@@ -173,25 +218,36 @@ pub async fn remove_network(docker: &Docker, network: &str) -> Result<(), Kubele
 #[async_trait::async_trait]
 impl Runtime for DockerRuntime {
     async fn version(&self) -> Result<String, KubeletError> {
-        let version = self.docker.version().await.map_err(|err| KubeletError::docker("version", err))?;
-        Ok(format!("docker://{}", version.version.unwrap_or_default()))
+        runtime_version(&self.docker).await
     }
 
     // ANCHOR: sandbox
     async fn run_sandbox(&self, config: &SandboxConfig) -> Result<String, KubeletError> {
+        // One sandbox at a time between choosing a free address and holding it (Docker gives it at the start).
+        let _addressing = self.addressing.lock().await;
+        let ip = crate::network::next_pod_ip(self.pod_cidr, &self.used_addresses().await?).ok_or_else(|| {
+            KubeletError::Runtime {
+                operation: format!("run sandbox {}", config.name),
+                message: format!("no free address left in the node's pod CIDR {}", self.pod_cidr),
+            }
+        })?;
+        let endpoint = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+            ..Default::default()
+        };
         let body = ContainerCreateBody {
             image: Some(config.image.clone()),
             hostname: Some(config.hostname.clone()),
             labels: Some(config.labels.clone().into_iter().collect()),
             host_config: Some(HostConfig {
-                // The sandbox is on the node's network: Docker picks its address in the pod CIDR.
+                // The sandbox is on the node's network, at the address chosen above: the pod IP.
                 network_mode: Some(self.network.clone()),
                 // Its IPC namespace may be joined by the pod's containers.
                 ipc_mode: Some("shareable".into()),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(self.network.clone(), EndpointSettings::default())])),
+                endpoints_config: Some(HashMap::from([(self.network.clone(), endpoint)])),
             }),
             ..Default::default()
         };

@@ -23,11 +23,12 @@
 //! - the shell: [`pods`] (one worker per pod, woken by the informer and the runtime), [`worker`] (observe →
 //!   decide → act → report), [`sandbox`] (running the sandbox, and why it died), [`start`] (image pulls and
 //!   container starts), [`prober`] (probe tasks), [`node`] (registration, lease and status heartbeats),
+//!   [`network`] (the node's pod CIDR, and each pod's address in it),
 //!   [`machine`] (the host), [`server`] (HTTP), [`config`].
 //!
 //! ## What we leave out
 //! Init containers, ephemeral and sidecar containers; startup probes and lifecycle hooks; `envFrom`, configMap,
-//! secret and persistent volumes; CNI (Docker's bridge gives pod IPs) and cgroups per pod; eviction under memory
+//! secret and persistent volumes; CNI (Docker's bridge plays the plugin, [`network`] the `host-local` IPAM) and cgroups per pod; eviction under memory
 //! or disk pressure; static pods; TLS and authentication on the kubelet's ports; exec, attach and port-forward;
 //! image garbage collection; the status manager's batching. Where a pod asks for init containers, a startup
 //! probe, `envFrom`, lifecycle hooks, a `securityContext`, the host's namespaces or an unsupported volume, the
@@ -48,6 +49,7 @@ pub mod error;
 pub mod images;
 pub mod labels;
 pub mod machine;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod prober;
@@ -87,13 +89,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
 
-    // The runtime: Docker, the node's network, the local images.
+    // The container runtime: Docker and the local images.
     let docker = docker::connect().await?;
     for image in images::ensure_local_images(&docker).await? {
         tracing::info!(image, "built missing local image");
     }
-    let runtime = docker::DockerRuntime::new(docker, &config.node_name, &config.network, &config.pod_cidr).await?;
-    let runtime_version = runtime.version().await?;
+    let runtime_version = docker::runtime_version(&docker).await?;
 
     // The servers are bound first: the Node must report the port the kubelet really listens on.
     let api = TcpListener::bind((config.address, config.port))
@@ -103,11 +104,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.address, config.read_only_port))?;
 
-    // Registration, then the heartbeats.
-    let facts = node::NodeFacts {
+    // Registration, then the Lease heartbeat: the node is alive, even while its network is not ready.
+    let mut facts = node::NodeFacts {
         name: config.node_name.clone(),
         address: config.address.to_string(),
-        pod_cidr: config.pod_cidr.clone(),
+        pod_cidr: config.pod_cidr,
         kubelet_port: api.local_addr()?.port(),
         runtime_version,
         machine: machine::MachineInfo::read(),
@@ -120,6 +121,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         node::renew_lease(lease_config, node_uid).await;
         Ok(())
     });
+
+    // The pod network: the Node's pod CIDR (waiting for the controller manager to assign it), then the Docker
+    // network the pods join. Only then is the node Ready.
+    let pod_cidr = network::wait_for_pod_cidr(&config, &registered).await?;
+    if config.pod_cidr.is_some_and(|asked| asked != pod_cidr) {
+        tracing::warn!(node = %config.node_name, %pod_cidr, "--pod-cidr differs from the Node's spec.podCIDR: using the Node's");
+    }
+    facts.pod_cidr = Some(pod_cidr);
+    let runtime = docker::DockerRuntime::new(docker, &config.node_name, &config.network, pod_cidr).await?;
     let status = registered.status.unwrap_or_default();
     tasks.spawn(async move {
         node::report_status(status_config, facts, status).await;

@@ -25,13 +25,15 @@ struct Args {
     /// The read-only port (/healthz, /pods, /spec).
     #[arg(long, default_value_t = 10255)]
     read_only_port: u16,
-    /// The node's pod network; each node needs its own.
-    #[arg(long, default_value = "10.244.1.0/24")]
-    pod_cidr: String,
+    /// Register the Node with this pod CIDR, for a cluster whose controller manager assigns none. Without it
+    /// (the usual case), the kubelet waits for the controller manager to write the Node's spec.podCIDR.
+    #[arg(long, value_name = "CIDR")]
+    pod_cidr: Option<ipnet::Ipv4Net>,
     /// Where pod files (emptyDir volumes) are kept.
     #[arg(long, default_value = "./kubelab-kubelet")]
     data_dir: PathBuf,
-    /// The Docker network for the node's pods (default: kubelab-<node name>).
+    /// The Docker network for the node's pods (default: kubelab-<node name>, created with the pod CIDR as its
+    /// subnet; an existing network must contain the pod CIDR).
     #[arg(long)]
     network: Option<String>,
     /// The image of every pod's sandbox, the container that holds its network namespace.
@@ -44,7 +46,8 @@ async fn main() -> anyhow::Result<()> {
     kubelab_api::component::init_tracing();
     let args = Args::parse();
     let client = kubelab_api::component::connect(None, args.kubeconfig.as_deref())?;
-    let mut config = Config::new(args.node_name, client, args.address, args.pod_cidr, args.data_dir);
+    let mut config = Config::new(args.node_name, client, args.address, args.data_dir);
+    config.pod_cidr = args.pod_cidr.map(|cidr| cidr.trunc());
     config.port = args.port;
     config.read_only_port = args.read_only_port;
     config.pod_infra_container_image = args.pod_infra_container_image;

@@ -11,6 +11,9 @@
 //! - the **node status**, with condition `Ready` (reason `KubeletReady`) and its `lastHeartbeatTime`, recomputed
 //!   every 10 s but written only when something changed, or every 5 minutes anyway.
 //!
+//! A Node registers without a pod CIDR and stays `Ready=False` until the controller manager gives it one (see
+//! [`crate::network`]): without it, no pod can get an address.
+//!
 //! Allocatable is capacity minus what the node keeps for itself; like a default kubelet we reserve only the
 //! 100 MiB of the memory eviction threshold. What we leave out: node images, volume and swap status, taints at
 //! registration, and the MemoryPressure/DiskPressure/PIDPressure *checks* (the conditions are always False).
@@ -19,6 +22,8 @@ use crate::clock;
 use crate::config::{Config, KUBELET_VERSION};
 use crate::error::KubeletError;
 use crate::machine::MachineInfo;
+use crate::network;
+use ipnet::Ipv4Net;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
@@ -35,12 +40,13 @@ pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The memory a kubelet keeps out of allocatable by default (`evictionHard: memory.available<100Mi`).
 const EVICTION_RESERVE: u64 = 100 * 1024 * 1024;
 
-/// What the node reports besides the host: its name, address, port and runtime.
+/// What the node reports besides the host: its name, address, port, runtime and pod CIDR.
 #[derive(Debug, Clone)]
 pub struct NodeFacts {
     pub name: String,
     pub address: String,
-    pub pod_cidr: String,
+    /// The node's pod CIDR once known: `None` while the kubelet waits for it (the Node is then not Ready).
+    pub pod_cidr: Option<Ipv4Net>,
     pub kubelet_port: u16,
     pub runtime_version: String,
     pub machine: MachineInfo,
@@ -56,9 +62,10 @@ pub fn node_object(facts: &NodeFacts, previous: Option<&NodeStatus>, now: Timest
     ]);
     Node {
         metadata: ObjectMeta { name: Some(facts.name.clone()), labels: Some(labels), ..Default::default() },
+        // Empty unless the kubelet was given `--pod-cidr`: the node IPAM controller fills it in.
         spec: Some(NodeSpec {
-            pod_cidr: Some(facts.pod_cidr.clone()),
-            pod_cidrs: Some(vec![facts.pod_cidr.clone()]),
+            pod_cidr: facts.pod_cidr.map(|cidr| cidr.to_string()),
+            pod_cidrs: facts.pod_cidr.map(|cidr| vec![cidr.to_string()]),
             ..Default::default()
         }),
         status: Some(node_status(facts, previous, now)),
@@ -109,7 +116,11 @@ pub fn node_status(facts: &NodeFacts, previous: Option<&NodeStatus>, now: Timest
             ),
             condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            // Ready once pods can get addresses; before that, a real kubelet's "network not ready".
+            match facts.pod_cidr {
+                Some(_) => condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                None => condition("Ready", "False", "KubeletNotReady", network::NOT_READY_MESSAGE),
+            },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(facts.kubelet_port) }),
@@ -140,7 +151,8 @@ fn without_heartbeats(status: &NodeStatus) -> NodeStatus {
     status
 }
 
-/// Creates the Node, or updates its labels if it exists (a restarted kubelet), then writes its status.
+/// Creates the Node, or updates its labels if it exists (a restarted kubelet), then writes its status: Ready if
+/// the stored Node has a pod CIDR (given now, or earlier), not Ready otherwise.
 pub async fn register(config: &Config, facts: &NodeFacts) -> Result<Node, KubeletError> {
     let nodes = resource("Node")?;
     let node = node_object(facts, None, clock::now());
@@ -154,7 +166,9 @@ pub async fn register(config: &Config, facts: &NodeFacts) -> Result<Node, Kubele
         Err(err) => return Err(err.into()),
     };
     let previous: Option<NodeStatus> = stored.get("status").and_then(|s| serde_json::from_value(s.clone()).ok());
-    let status = node_status(facts, previous.as_ref(), clock::now());
+    let stored_cidr = serde_json::from_value::<Node>(stored.clone()).ok().and_then(|n| network::pod_cidr_of(&n).ok());
+    let facts = NodeFacts { pod_cidr: stored_cidr.flatten(), ..facts.clone() };
+    let status = node_status(&facts, previous.as_ref(), clock::now());
     let patch = serde_json::json!({"status": to_json(&status)?});
     let written = config.client.patch_status(nodes, None, &facts.name, PatchType::Merge, &patch).await?;
     tracing::info!(node = %facts.name, "registered node");
@@ -256,7 +270,7 @@ mod tests {
         NodeFacts {
             name: "node-1".into(),
             address: "127.0.1.1".into(),
-            pod_cidr: "10.244.1.0/24".into(),
+            pod_cidr: Some("10.244.1.0/24".parse().unwrap()),
             kubelet_port: 10250,
             runtime_version: "docker://20.10.24".into(),
             machine: MachineInfo {
@@ -300,6 +314,21 @@ mod tests {
         assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("True", Some("KubeletReady")));
         assert_eq!(ready.message.as_deref(), Some("kubelet is posting ready status"));
         assert_eq!(ready.last_heartbeat_time, Some(Time(at_second(100))));
+    }
+
+    #[test]
+    fn a_node_without_a_pod_cidr_registers_without_one_and_is_not_ready_saying_why() {
+        let waiting = NodeFacts { pod_cidr: None, ..facts() };
+        let node = node_object(&waiting, None, at_second(100));
+        assert_eq!(node.spec.unwrap().pod_cidr, None);
+        let ready = node.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("KubeletNotReady")));
+        assert!(ready.message.unwrap().contains("the node has no spec.podCIDR yet"));
+        let given = node_object(&facts(), None, at_second(100)).spec.unwrap();
+        assert_eq!(
+            (given.pod_cidr.as_deref(), given.pod_cidrs),
+            (Some("10.244.1.0/24"), Some(vec!["10.244.1.0/24".into()]))
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Docker containers — for the end-to-end tests of nodes, pods and controllers.
 //!
 //! It is the very code `kubelab up` runs ([`kubelab::cluster::Cluster`]), started in this process so that a test
-//! can stop one node's kubelet. Each cluster gets a unique name, node addresses and pod subnets, so clusters of
+//! can stop one node's kubelet. Each cluster gets a unique name, node addresses and cluster CIDR, so clusters of
 //! tests running in parallel never touch each other's containers or networks; when the test ends (passed or
 //! failed) its containers and networks are removed.
 
@@ -20,6 +20,8 @@ pub struct TestCluster {
     pub cluster: Option<Cluster>,
     /// Node names, in order.
     pub nodes: Vec<String>,
+    /// The Docker network of the cluster's pods (`<name>-pods`), removed on drop.
+    network: String,
     dir: tempfile::TempDir,
 }
 
@@ -51,12 +53,14 @@ pub async fn spawn_cluster(nodes: u8, tweak: impl FnOnce(&mut ClusterConfig)) ->
     config.port = 0;
     config.nodes = nodes;
     config.node_address_prefix = format!("127.{}.{}", 100 + unique / 200, unique % 200 + 1);
-    config.pod_network_prefix = format!("10.{}", 100 + unique % 150);
-    remove_stale_networks(&config.pod_network_prefix);
+    let pod_prefix = format!("10.{}", 100 + unique % 150);
+    config.controller_manager.node_ipam.cluster_cidr = format!("{pod_prefix}.0.0/16").parse()?;
+    remove_stale_networks(&pod_prefix);
     tweak(&mut config);
     let node_names: Vec<String> = (1..=nodes).map(|i| config.node_name(i)).collect();
+    let network = config.pod_network();
     // From here on, the drop guard cleans up even if the start fails half-way.
-    let mut test = TestCluster { cluster: None, nodes: node_names, dir };
+    let mut test = TestCluster { cluster: None, nodes: node_names, network, dir };
     test.cluster = Some(Cluster::start(config, |_| {}).await?);
     Ok(test)
 }
@@ -69,8 +73,8 @@ impl Drop for TestCluster {
         }
         for node in &self.nodes {
             remove_node_containers(node);
-            let _ = Command::new("docker").args(["network", "rm", node]).output();
         }
+        let _ = Command::new("docker").args(["network", "rm", &self.network]).output();
     }
 }
 

@@ -8,7 +8,7 @@ const POD_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_register_ready_and_run_schedule_log_and_finish_pods() -> anyhow::Result<()> {
-    let mut cluster = spawn_cluster(2, |_| {}).await?;
+    let cluster = spawn_cluster(2, |_| {}).await?;
     let kubectl = cluster.kubectl();
     let nodes = cluster.nodes.clone();
 
@@ -84,7 +84,8 @@ spec:
     let fields: Vec<&str> = status.split_whitespace().collect();
     assert_eq!(fields.len(), 4, "{status}");
     assert_eq!(fields[0], nodes[1]);
-    assert!(fields[1].starts_with(&format!("{}.2.", cluster.get().config.pod_network_prefix)), "pod IP {}", fields[1]);
+    let pod_cidr = kubectl.ok(&["get", "node", &nodes[1], "-o", "jsonpath={.spec.podCIDR}"]).await?;
+    assert!(fields[1].starts_with(pod_cidr.trim_end_matches("0/24")), "pod IP {} not in {pod_cidr}", fields[1]);
     assert_eq!(&fields[2..], ["3", "Error"]);
     let events = kubectl.ok(&["get", "events", "--field-selector", "involvedObject.name=batch", "-o", "wide"]).await?;
     assert!(events.contains(&format!("Successfully assigned default/batch to {}", nodes[1])), "{events}");

@@ -57,13 +57,10 @@ impl TestNode {
 
     /// The kubelet's configuration: free ports, short timings.
     pub fn config(&self) -> Config {
-        let mut config = Config::new(
-            &self.node,
-            self.client.clone(),
-            "127.0.0.1".parse().unwrap(),
-            &self.pod_cidr,
-            self.dir.path().join("kubelet"),
-        );
+        let mut config =
+            Config::new(&self.node, self.client.clone(), "127.0.0.1".parse().unwrap(), self.dir.path().join("kubelet"));
+        // No controller manager here: the kubelet registers its Node with its own pod CIDR.
+        config.pod_cidr = Some(self.pod_cidr.parse().unwrap());
         config.port = 0;
         config.read_only_port = self.read_only_port;
         config.network = self.network.clone();
