@@ -4,7 +4,7 @@
 //! operating system picks a free port, so parallel tests never collide), with a fresh temporary directory holding
 //! its data and a kubeconfig that points at it. Everything a test needs to talk to the server comes from the
 //! [`TestServer`]: [`TestServer::client`] for kubelab's own client, [`TestServer::kubeconfig`] for a component,
-//! [`TestServer::kubectl_run`] to run the real kubectl, [`TestServer::http`] for requests no client would send.
+//! [`TestServer::kubectl`] to run the real kubectl, [`TestServer::http`] for requests no client would send.
 //!
 //! The temporary directory is deleted when the `TestServer` is dropped. The server itself is a task of the test's
 //! Tokio runtime, which ends with the test, passed or failed.
@@ -17,6 +17,8 @@ use anyhow::Context;
 use kubelab_api::client::Client;
 use kubelab_apiserver::store::etcd_server::EtcdServer;
 use kubelab_apiserver::{Config, RunningServer};
+
+use crate::kubectl::Kubectl;
 use tempfile::TempDir;
 
 /// The bearer token written in the kubeconfig. The kubelab apiserver does no authentication; real clusters do,
@@ -25,19 +27,6 @@ pub const TOKEN: &str = "kubelab-test-token";
 
 /// How long a graceful shutdown may take before the test reports it as a bug.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How long one kubectl command may run. kubectl itself gives up on an unreachable server after about 30 s, and
-/// a `rollout status` waits as long as the test lets the rollout take.
-const KUBECTL_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// What a finished kubectl command printed.
-#[derive(Debug, Clone)]
-pub struct KubectlRun {
-    /// Whether it exited with 0.
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
 
 /// An apiserver started for one test, and everything around it.
 pub struct TestServer {
@@ -105,37 +94,11 @@ impl TestServer {
         &self.kubeconfig
     }
 
-    /// Runs the real `kubectl` on the `PATH` against this server and returns what it printed, whatever its exit
-    /// status. Two flags are added to every call: `--kubeconfig` (this server's, and `$KUBECONFIG` is ignored), and
-    /// `--cache-dir` in the test's directory, because kubectl caches discovery per server address and a port reused
-    /// by a later test must not find the previous server's resource list. The child is killed if the test drops
-    /// the call, so a failed test leaves no kubectl behind.
-    ///
-    /// `kubelab-tests` has a richer kubectl (stdin, watches, kubectl releases) for the end-to-end tests.
-    pub async fn kubectl_run(&self, args: &[&str]) -> anyhow::Result<KubectlRun> {
-        let output = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kubectl-cache"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(KUBECTL_TIMEOUT, output)
-            .await
-            .with_context(|| format!("kubectl {} did not finish within {KUBECTL_TIMEOUT:?}", args.join(" ")))?
-            .context("running kubectl: is it on the PATH?")?;
-        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
-        Ok(KubectlRun { success: output.status.success(), stdout: text(output.stdout), stderr: text(output.stderr) })
-    }
-
-    /// Runs kubectl like [`TestServer::kubectl_run`] and returns its stdout, or fails with everything it said.
-    pub async fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
-        let run = self.kubectl_run(args).await?;
-        anyhow::ensure!(run.success, "kubectl {} failed:\n{}{}", args.join(" "), run.stdout, run.stderr);
-        Ok(run.stdout)
+    /// The real kubectl, pointed at this server: this server's kubeconfig, and a discovery cache in the test's
+    /// directory (kubectl caches discovery per server address, and a port reused by a later test must not find
+    /// the previous server's resource list). See [`Kubectl`] for what it runs and how.
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(&self.kubeconfig, &self.dir.path().join("kubectl-cache"), self.dir.path())
     }
 
     /// A plain HTTP client, for requests kubectl would never send.

@@ -13,10 +13,10 @@
 //!
 //! The harness, in reading order:
 //! - [`server`]: [`spawn_apiserver`] and [`spawn_apiserver_on_etcd`] start a [`TestServer`] and write a
-//!   kubeconfig for it (the `kubelab-testkit` crate's, which every component's tests share, with kubectl and
-//!   kube-rs added);
-//! - [`kubectl`]: [`Kubectl`] runs the real kubectl against that server, and [`KubectlWatch`] follows
-//!   `kubectl get -w` line by line;
+//!   kubeconfig for it (the `kubelab-testkit` crate's, which every component's tests share, with kube-rs and the
+//!   controller manager added);
+//! - [`Kubectl`] (from `kubelab-testkit`, as `server.kubectl()`) runs the real kubectl against that server, and
+//!   [`KubectlWatch`] follows `kubectl get -w` line by line;
 //! - [`venv`]: the clients from PyPI (kubectl 1.37, the Python `kubernetes` client) that `scripts/deps.sh test`
 //!   installs;
 //! - [`wait_for`] (from `kubelab-testkit`) polls a condition until it holds, instead of sleeping and hoping;
@@ -35,14 +35,12 @@
 pub mod bench;
 pub mod check;
 pub mod cluster;
-pub mod kubectl;
 pub mod server;
 pub mod venv;
 
 pub use check::{Table, missing_fields, tables};
 pub use cluster::{TestCluster, spawn_cluster};
-pub use kubectl::{Kubectl, KubectlOutput, KubectlWatch};
-pub use kubelab_testkit::wait_for;
+pub use kubelab_testkit::{AbortOnDrop, Kubectl, KubectlOutput, KubectlWatch, run_command, wait_for};
 pub use server::{TestServer, spawn_apiserver, spawn_apiserver_on_etcd};
 
 pub use kubelab_apiserver::store::etcd_server::EtcdServer;

@@ -1,18 +1,18 @@
 //! The test apiserver of the end-to-end tests: [`kubelab_testkit::TestServer`], the one every test harness
 //! shares, plus the two clients only these tests drive it with — the real kubectl and kube-rs.
 //!
-//! [`TestServer`] wraps the testkit's and dereferences to it, so `server.url()`, `server.restart()` and the rest
-//! are the testkit's; only [`TestServer::kubectl`] and [`TestServer::kube_client`] are added here, because they
-//! need this crate's [`Kubectl`] and the `kube` crate, which the components' tests have no use for.
+//! [`TestServer`] wraps the testkit's and dereferences to it, so `server.url()`, `server.kubectl()`,
+//! `server.restart()` and the rest are the testkit's; only [`TestServer::kube_client`] and
+//! [`TestServer::spawn_controller_manager`] are added here, because they need the `kube` crate and the controller
+//! manager, which the testkit cannot depend on (the controller manager's own tests use the testkit).
 
 use std::ops::{Deref, DerefMut};
 
 use anyhow::Context;
 use kubelab_apiserver::store::etcd_server::EtcdServer;
+use kubelab_testkit::AbortOnDrop;
 
 pub use kubelab_testkit::server::{TOKEN, write_kubeconfig};
-
-use crate::kubectl::Kubectl;
 
 /// An apiserver started for one test, and everything around it (see [`kubelab_testkit::TestServer`]).
 pub struct TestServer(kubelab_testkit::TestServer);
@@ -28,17 +28,20 @@ pub async fn spawn_apiserver_on_etcd(etcd: &EtcdServer) -> anyhow::Result<TestSe
 }
 
 impl TestServer {
-    /// The real kubectl, configured for this server (its own kubeconfig and discovery cache).
-    pub fn kubectl(&self) -> Kubectl {
-        Kubectl::new(self.kubeconfig(), &self.dir().join("kubectl-cache"), self.dir())
-    }
-
     /// A kube-rs client for this server: plain HTTP, a bearer token, namespace `default`.
     pub fn kube_client(&self) -> anyhow::Result<kube::Client> {
         let mut config = kube::Config::new(self.url().parse().context("parsing the server URL")?);
         config.auth_info.token = Some(TOKEN.to_string().into());
         config.default_namespace = "default".into();
         kube::Client::try_from(config).context("building the kube-rs client")
+    }
+
+    /// Runs the controller manager (every controller, default settings) beside this server, in this process, until
+    /// the returned guard is dropped: for tests whose subject needs controllers but no nodes (a namespace removed
+    /// once empty, a rollout that completes).
+    pub fn spawn_controller_manager(&self) -> anyhow::Result<AbortOnDrop<anyhow::Result<()>>> {
+        let client = self.client()?;
+        Ok(AbortOnDrop::spawn(kubelab_controller_manager::run(client, Default::default())))
     }
 
     /// Stops the server gracefully and reports an error if it does not stop in time or stopped with an error.

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use kubelab_tests::{KubectlOutput, TestServer, spawn_apiserver, spawn_cluster, tables};
+use kubelab_tests::{KubectlOutput, TestServer, run_command, spawn_apiserver, spawn_cluster, tables};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -80,19 +80,9 @@ impl Kubelab {
         command
     }
 
-    /// Runs `kubelab <args>` to completion, whatever its exit status.
+    /// Runs `kubelab <args>` to completion, whatever its exit status, as kubectl is run.
     async fn run(&self, args: &[&str]) -> anyhow::Result<KubectlOutput> {
-        let command = format!("kubelab {}", args.join(" "));
-        let child = self.command(args).spawn().with_context(|| format!("starting `{command}`"))?;
-        let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
-            .await
-            .with_context(|| format!("`{command}` did not finish within {COMMAND_TIMEOUT:?}"))??;
-        Ok(KubectlOutput {
-            command,
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        run_command(self.command(args), format!("kubelab {}", args.join(" ")), None, COMMAND_TIMEOUT).await
     }
 
     /// Runs `kubelab <args>`, which must exit with 0; returns stdout.

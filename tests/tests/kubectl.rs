@@ -320,8 +320,7 @@ async fn delete_f_removes_every_object_and_get_then_says_not_found() -> anyhow::
     let kubectl = server.kubectl();
     // A namespace is removed by the namespace controller once it is empty, as in Kubernetes: run the
     // controller-manager beside the apiserver. (Aborted when the test ends.)
-    let client = kubelab_api::client::Client::new(server.url())?;
-    let controllers = AbortOnDrop(tokio::spawn(kubelab_controller_manager::run(client, Default::default())));
+    let controllers = server.spawn_controller_manager()?;
 
     // The objects first, from the same manifest without its Namespace document: deleting the namespace at the
     // same time would race kubectl (the namespace controller may remove an object before kubectl asks for it).
@@ -361,15 +360,6 @@ async fn delete_f_removes_every_object_and_get_then_says_not_found() -> anyhow::
     }
     drop(controllers);
     Ok(())
-}
-
-/// Aborts a background task when the test ends, even on failure.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use kubelab_tests::{Kubectl, TestServer, spawn_apiserver, tables, wait_for};
+use kubelab_tests::{AbortOnDrop, Kubectl, TestServer, spawn_apiserver, tables, wait_for};
 use serde_json::{Value, json};
 
 /// A Deployment as written for a real cluster. Version 1 also exposes a debug port, which version 2 drops.
@@ -50,20 +50,10 @@ spec:
     )
 }
 
-/// Aborts the controller-manager when the test ends, even on failure.
-struct AbortOnDrop(tokio::task::JoinHandle<anyhow::Result<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A server with the controller-manager beside it, and kubectl `1.<minor>` pointed at it.
-async fn session(minor: u32) -> anyhow::Result<(TestServer, AbortOnDrop, Kubectl)> {
+async fn session(minor: u32) -> anyhow::Result<(TestServer, AbortOnDrop<anyhow::Result<()>>, Kubectl)> {
     let server = spawn_apiserver().await?;
-    let client = kubelab_api::client::Client::new(server.url())?;
-    let controllers = AbortOnDrop(tokio::spawn(kubelab_controller_manager::run(client, Default::default())));
+    let controllers = server.spawn_controller_manager()?;
     let kubectl = server.kubectl().release(minor)?;
     Ok((server, controllers, kubectl))
 }

@@ -72,13 +72,13 @@ impl Cluster {
 
     /// Runs the real kubectl against this cluster; returns stdout, or fails with everything kubectl said.
     pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        self.server.kubectl_ok(args).await
+        self.server.kubectl().ok(args).await
     }
 
     /// Runs kubectl; returns whether it succeeded, its stdout and its stderr.
     pub async fn kubectl_status(&self, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
-        let run = self.server.kubectl_run(args).await?;
-        Ok((run.success, run.stdout, run.stderr))
+        let run = self.server.kubectl().run(args).await?;
+        Ok((run.success(), run.stdout, run.stderr))
     }
 
     /// Creates an object from its JSON manifest.

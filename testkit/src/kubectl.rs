@@ -1,6 +1,6 @@
-//! Running the real kubectl against a test server.
+//! Running the real kubectl against a test server: the one command runner of every test.
 //!
-//! The point of these tests is that the *real* kubectl works, so we run the `kubectl` binary on the `PATH` as a
+//! The point of the tests is that the *real* kubectl works, so we run the `kubectl` binary on the `PATH` as a
 //! child process, exactly as a student would type it, with two flags added to every call:
 //!
 //! - `--kubeconfig <dir>/kubeconfig`, so that it talks to this test's server and never to `~/.kube/config`;
@@ -13,6 +13,9 @@
 //!
 //! The processes are Tokio's, so the in-process apiserver keeps answering while we wait for kubectl, and every
 //! child is killed when its handle is dropped (a failed test leaves no `kubectl get -w` behind).
+//!
+//! [`run_command`] is the runner underneath, for any command-line program a test runs the same way (the
+//! end-to-end tests run the `kubelab` binary with it).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -22,8 +25,9 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-/// How long one kubectl command may run. kubectl itself gives up on an unreachable server after about 30 s.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one kubectl command may run. kubectl itself gives up on an unreachable server after about 30 s, and
+/// a `rollout status` waits as long as the test lets the rollout take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The real kubectl, pointed at one test server.
 #[derive(Debug, Clone)]
@@ -36,7 +40,7 @@ pub struct Kubectl {
     workdir: PathBuf,
 }
 
-/// What a finished kubectl command left behind.
+/// What a finished kubectl (or other) command left behind.
 #[derive(Debug, Clone)]
 pub struct KubectlOutput {
     /// The command line, for messages (`kubectl get deploy -n shop`).
@@ -96,9 +100,15 @@ impl Kubectl {
         Ok(Kubectl { binary, cache_dir: self.cache_dir.join(&name), ..self.clone() })
     }
 
-    /// The same kubectl settings run by another binary, e.g. kubectl 1.37 from the test venv ([`crate::venv`]).
-    pub fn with_binary(self, binary: impl Into<PathBuf>) -> Kubectl {
-        Kubectl { binary: binary.into(), ..self }
+    /// The same kubectl settings run by another binary (e.g. kubectl 1.37 from the end-to-end tests' Python
+    /// venv), with a discovery cache of its own named after the binary, as for [`Kubectl::release`].
+    pub fn with_binary(&self, binary: impl Into<PathBuf>) -> Kubectl {
+        let binary = binary.into();
+        let cache_dir = match binary.file_name() {
+            Some(name) => self.cache_dir.join(name),
+            None => self.cache_dir.join("other"),
+        };
+        Kubectl { binary, cache_dir, ..self.clone() }
     }
 
     /// What this kubectl runs: `kubectl` or the path of one release.
@@ -114,28 +124,7 @@ impl Kubectl {
     /// Runs `kubectl <args>`, feeding `stdin` to it (for `-f -`).
     pub async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> anyhow::Result<KubectlOutput> {
         let command = format!("{} {}", self.name(), args.join(" "));
-        let mut child = self
-            .command(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running `{command}`: is kubectl on the PATH?"))?;
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().context("kubectl's stdin")?;
-            pipe.write_all(input.as_bytes()).await?;
-            drop(pipe);
-        }
-        // `kill_on_drop` ends the child if the timeout drops the future.
-        let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
-            .await
-            .with_context(|| format!("`{command}` did not finish within {COMMAND_TIMEOUT:?}"))??;
-        Ok(KubectlOutput {
-            command,
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+        run_command(self.command(args), command, stdin, COMMAND_TIMEOUT).await
     }
 
     /// Runs `kubectl <args>`, fails (with everything kubectl printed) unless it exits with 0, and returns stdout.
@@ -189,6 +178,39 @@ impl Kubectl {
             .kill_on_drop(true);
         command
     }
+}
+
+/// Runs `command` to completion, feeding it `stdin` if any, and returns what it printed, whatever its exit status;
+/// fails if it cannot start or does not finish within `timeout` (it is then killed: every command built here has
+/// `kill_on_drop`, and a caller's should too). `shown` is the command line for messages.
+pub async fn run_command(
+    mut command: Command,
+    shown: String,
+    stdin: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<KubectlOutput> {
+    let mut child = command
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting `{shown}`: is it on the PATH?"))?;
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().context("the command's stdin")?;
+        pipe.write_all(input.as_bytes()).await?;
+        drop(pipe);
+    }
+    // `kill_on_drop` ends the child if the timeout drops the future.
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .with_context(|| format!("`{shown}` did not finish within {timeout:?}"))??;
+    Ok(KubectlOutput {
+        command: shown,
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
 }
 
 /// The first `name` in the directories of the `PATH`.
