@@ -16,19 +16,20 @@
 //!   `maxUnavailable`, Recreate, revisions, rollback, pause, progress deadline;
 //! - [`garbage_collector`], [`namespace`], [`node_lifecycle`] and [`leader`]: the controllers that clean up and
 //!   keep the cluster alive, and leader election among controller managers;
-//! - [`node_ipam`]: gives each Node its slice of the pod network (`spec.podCIDR`).
+//! - [`node_ipam`]: gives each Node its slice of the pod network (`spec.podCIDR`);
+//! - [`endpoints`]: the Endpoints and EndpointSlice controllers — which pods stand behind each Service.
 //!
 //! ## What it watches and writes
-//! Watches Deployments, ReplicaSets and pods (and, for the other controllers, nodes, leases, namespaces and every
-//! owned kind). Writes ReplicaSets, pods, the `status` of Deployments and ReplicaSets, and Events, always through
-//! the apiserver (a [`kubelab_api::client::Client`]).
+//! Watches Deployments, ReplicaSets and pods (and, for the other controllers, nodes, leases, namespaces, Services
+//! and every owned kind). Writes ReplicaSets, pods, Endpoints, EndpointSlices, the `status` of Deployments and
+//! ReplicaSets, and Events, always through the apiserver (a [`kubelab_api::client::Client`]).
 //!
 //! ## Upstream
 //! Mirrors `kube-controller-manager` (`cmd/kube-controller-manager`, `pkg/controller/*`), with the same
 //! reasons, messages and defaults, so that `kubectl rollout status`, `describe` and `get -o wide` read the same.
 //!
 //! ## What we leave out
-//! The other ~30 controllers (StatefulSet, DaemonSet, Job, CronJob, HPA, endpoints, service accounts...),
+//! The other ~30 controllers (StatefulSet, DaemonSet, Job, CronJob, HPA, service accounts...),
 //! shared informers, metrics, and per-controller flags beyond those in [`Config`].
 //!
 //! Book chapters: "The controller manager", "Garbage collection, namespaces, nodes and leaders" and
@@ -36,6 +37,7 @@
 
 pub mod controller;
 pub mod deployment;
+pub mod endpoints;
 pub mod garbage_collector;
 pub mod leader;
 pub mod namespace;
@@ -47,6 +49,7 @@ pub use controller::Error;
 
 use controller::start;
 use deployment::DeploymentController;
+use endpoints::{EndpointSliceController, EndpointsController};
 use garbage_collector::GarbageCollector;
 use kubelab_api::client::Client;
 use namespace::NamespaceController;
@@ -81,6 +84,12 @@ pub struct Config {
     pub namespace: namespace::NamespaceTimings,
     /// The pod network and the size of each node's slice (`--cluster-cidr`, `--node-cidr-mask-size`).
     pub node_ipam: node_ipam::NodeIpamConfig,
+    /// Services whose Endpoints are computed in parallel (`--concurrent-endpoint-syncs`, 5).
+    pub endpoint_workers: usize,
+    /// Services whose EndpointSlices are computed in parallel (`--concurrent-service-endpoint-syncs`, 5).
+    pub endpoint_slice_workers: usize,
+    /// The most endpoints one EndpointSlice holds (`--max-endpoints-per-slice`, 100).
+    pub max_endpoints_per_slice: usize,
 }
 
 impl Default for Config {
@@ -97,6 +106,9 @@ impl Default for Config {
             node_lifecycle: node_lifecycle::NodeLifecycleConfig::default(),
             namespace: namespace::NamespaceTimings::default(),
             node_ipam: node_ipam::NodeIpamConfig::default(),
+            endpoint_workers: 5,
+            endpoint_slice_workers: 5,
+            max_endpoints_per_slice: 100,
         }
     }
 }
@@ -127,6 +139,8 @@ pub async fn run(client: Client, config: Config) -> anyhow::Result<()> {
     controllers.spawn(start::<GarbageCollector>(client.clone(), config.clone()));
     controllers.spawn(start::<NamespaceController>(client.clone(), config.clone()));
     controllers.spawn(start::<NodeLifecycleController>(client.clone(), config.clone()));
+    controllers.spawn(start::<EndpointsController>(client.clone(), config.clone()));
+    controllers.spawn(start::<EndpointSliceController>(client.clone(), config.clone()));
     controllers.spawn(start::<NodeIpamController>(client.clone(), config));
     while let Some(finished) = controllers.join_next().await {
         finished??;
