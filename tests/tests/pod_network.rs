@@ -94,6 +94,64 @@ async fn pods_on_two_nodes_reach_each_other_by_ip_without_nat_and_the_host_reach
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_beyond_the_cluster_cidr_waits_not_ready_until_a_deleted_node_frees_its_slice() -> anyhow::Result<()> {
+    // A /24 cut into /25s: room for two nodes of three.
+    let mut cluster = spawn_cluster(3, |config| {
+        let ipam = &mut config.controller_manager.node_ipam;
+        ipam.cluster_cidr = Ipv4Net::new(ipam.cluster_cidr.network(), 24).expect("a valid prefix");
+        ipam.node_cidr_mask_size = 25;
+        ipam.recheck_when_full = Duration::from_millis(500);
+    })
+    .await?;
+    let nodes = cluster.nodes.clone();
+    let kubectl = cluster.kubectl();
+
+    // Two nodes get a /25 each; the third none, a CIDRNotAvailable event, and Ready=False saying why.
+    let waiting = wait_for("two nodes with a pod CIDR and a CIDRNotAvailable event", TIMEOUT, || async {
+        let mut without = Vec::new();
+        for node in &nodes {
+            if get(&cluster, "Node", None, node).await?["spec"]["podCIDR"].as_str().is_none_or(str::is_empty) {
+                without.push(node.clone());
+            }
+        }
+        anyhow::ensure!(without.len() == 1, "nodes without a pod CIDR: {without:?}");
+        let node = without.remove(0);
+        let selector = format!("involvedObject.name={node},reason=CIDRNotAvailable");
+        let message =
+            kubectl.ok(&["get", "events", "--field-selector", &selector, "-o", "jsonpath={.items[0].message}"]).await?;
+        anyhow::ensure!(!message.is_empty(), "no event yet");
+        assert_eq!(message, format!("Node {node} status is now: CIDRNotAvailable"));
+        Ok(node)
+    })
+    .await?;
+    let ready = kubectl
+        .ok(&["get", "node", &waiting, "-o", r#"jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].message}"#])
+        .await?;
+    assert!(ready.starts_with("False ") && ready.contains("no spec.podCIDR yet"), "{ready}");
+
+    // A node goes away (its kubelet stopped, its Node deleted): the waiting node gets its slice and is Ready.
+    let gone = nodes.iter().find(|n| **n != waiting).expect("three nodes").clone();
+    let freed = get(&cluster, "Node", None, &gone).await?["spec"]["podCIDR"].as_str().unwrap_or_default().to_string();
+    cluster.get().stop_kubelet(&gone)?;
+    kubectl.ok(&["delete", "node", &gone]).await?;
+    wait_for(&format!("{waiting} to get {freed} and be Ready"), TIMEOUT, || async {
+        let out = kubectl
+            .ok(&[
+                "get",
+                "node",
+                &waiting,
+                "-o",
+                r#"jsonpath={.spec.podCIDR} {.status.conditions[?(@.type=="Ready")].status}"#,
+            ])
+            .await?;
+        anyhow::ensure!(out == format!("{freed} True"), "{out}");
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
 /// The IPv4 address in what httpd's `REMOTE_ADDR` says (`[::ffff:10.244.1.2]`).
 fn address(text: &str) -> Option<Ipv4Addr> {
     text.trim().trim_start_matches('[').trim_end_matches(']').trim_start_matches("::ffff:").parse().ok()
