@@ -185,11 +185,11 @@ impl Controller for NodeIpamController {
             match action {
                 // Based on the version read: if the Node changed meanwhile, 409 and a fresh look.
                 Action::Assign(slice) => {
-                    tracing::info!(node = %name, pod_cidr = %slice, "assigning the node its pod CIDR");
                     let patch = json!({"metadata": {"resourceVersion": meta.resource_version},
                         "spec": {"podCIDR": slice.to_string(), "podCIDRs": [slice.to_string()]}});
                     let written =
                         patch_unless_changed(&self.client, resource_of::<Node>()?, None, &name, &patch).await?;
+                    tracing::info!(node = %name, pod_cidr = %slice, "assigned the node its pod CIDR");
                     writes.extend(&self.nodes, written);
                 }
                 Action::RecordNotAvailable => {

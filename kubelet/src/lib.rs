@@ -8,6 +8,7 @@
 //!
 //! ## What it watches and what it writes
 //! - watches **Pods** with `fieldSelector=spec.nodeName=<node>` (an informer), and the runtime's container events;
+//!   at start, its own **Node** until the controller manager gives it a pod CIDR ([`network`]);
 //! - writes the **Node** (registration, then its status: capacity, addresses, condition `Ready`), the **Lease**
 //!   `kube-node-lease/<node>` (the heartbeat), each pod's **status** (through the `status` subresource, never
 //!   the spec), **Events** (`Pulled`, `Created`, `Started`, `Killing`, `BackOff`, `Unhealthy`...), and deletes
