@@ -74,8 +74,22 @@ impl Drop for TestCluster {
         for node in &self.nodes {
             remove_node_containers(node);
         }
-        let _ = Command::new("docker").args(["network", "rm", &self.network]).output();
+        remove_network(&self.network);
     }
+}
+
+/// Removes the cluster's pod network once its containers are gone. The engine may take a moment to release the
+/// endpoints of containers just removed, so it tries again for a few seconds (a `Drop` cannot await a condition).
+fn remove_network(name: &str) {
+    for _ in 0..20 {
+        let Ok(output) = Command::new("docker").args(["network", "rm", name]).output() else { return };
+        let error = String::from_utf8_lossy(&output.stderr);
+        if output.status.success() || error.contains("not found") || error.contains("No such network") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    eprintln!("could not remove the Docker network {name}; remove it with `docker network rm {name}`");
 }
 
 /// Removes every container a kubelet of `node` started (they carry the `kubelab.node` label).

@@ -86,13 +86,9 @@ async fn main() -> anyhow::Result<()> {
         failure = cluster.get().failed() => Err(failure.context("a component of the cluster failed")),
     };
 
-    // Clean up before reporting, and also after an error.
+    // Clean up before reporting, and also after an error (the cluster's drop removes its pods and network).
     drop(containers);
-    let networks = cluster.nodes.clone();
     drop(cluster);
-    for network in &networks {
-        remove_network(network);
-    }
     let (pods, docker) = measured?;
 
     let section = markdown(&pods, docker, &machine);
@@ -122,20 +118,6 @@ async fn measure(
         docker.push(container);
     }
     Ok((pods, docker))
-}
-
-/// Removes a node's Docker network once its containers are gone. The cluster's own cleanup tries once, but the
-/// engine may take a moment to release the endpoints of containers just removed; so try again for a few seconds.
-fn remove_network(name: &str) {
-    for _ in 0..20 {
-        let Ok(output) = Command::new("docker").args(["network", "rm", name]).output() else { return };
-        let error = String::from_utf8_lossy(&output.stderr);
-        if output.status.success() || error.contains("not found") || error.contains("No such network") {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    eprintln!("could not remove the Docker network {name}; remove it with `docker network rm {name}`");
 }
 
 fn res(kind: &str) -> anyhow::Result<&'static Resource> {
