@@ -4,12 +4,19 @@
 //! condition) and watches both controllers follow, each step within a second.
 
 use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kubelab_api::client::{PatchType, PropagationPolicy};
-use kubelab_controller_manager::endpoints::{EndpointSliceController, EndpointsController};
+use kubelab_controller_manager::endpoints::{EndpointSliceController, EndpointsController, slices, subsets};
 use kubelab_controller_manager::garbage_collector::GarbageCollector;
 use kubelab_testkit::wait_for;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+
+/// An object read as JSON, as its typed form.
+fn typed<K: serde::de::DeserializeOwned>(value: Value) -> serde_json::Result<K> {
+    serde_json::from_value(value)
+}
 
 mod common;
 use common::{Cluster, TIMEOUT, config, resource};
@@ -204,5 +211,46 @@ async fn a_service_without_selector_keeps_the_endpoints_its_user_wrote() -> anyh
     let web = cluster.get(Some("default"), "Endpoints", "web").await?.context("the user's Endpoints")?;
     assert_eq!(web["subsets"][0]["addresses"][0]["ip"], "192.168.1.10");
     assert_eq!(cluster.slices().await?, "0 slice(s): ");
+    Ok(())
+}
+
+#[tokio::test]
+async fn what_the_controllers_wrote_reads_back_as_nothing_to_do() -> anyhow::Result<()> {
+    let mut cluster = Cluster::start().await?;
+    cluster.run::<EndpointsController>(&config());
+    cluster.run::<EndpointSliceController>(&config());
+    let service = json!({"metadata": {"name": "web", "labels": {"tier": "front"}},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}});
+    cluster.create(Some("default"), "Service", service).await?;
+    for (name, ip, ready) in [("web-1", "10.1.0.1", true), ("web-2", "10.1.0.2", false)] {
+        cluster.create(Some("default"), "Pod", pod(name)).await?;
+        cluster.set_status(name, ip, ready).await?;
+    }
+    cluster.follows("the slice", "1 slice(s): 10.1.0.1(RS-),10.1.0.2(---)", || cluster.slices()).await?;
+    cluster.follows("the Endpoints", "10.1.0.1:8080 | 10.1.0.2:8080", || cluster.endpoints()).await?;
+    // Everything read back from the apiserver, as the controllers' caches hold it: after the server's defaulting
+    // and a JSON round trip, the objects must still compare equal to what the pods ask for, or every event
+    // (including the controllers' own writes) would rewrite them forever.
+    let service: Service = typed(cluster.get(Some("default"), "Service", "web").await?.context("no Service")?)?;
+    let pods: Vec<Pod> = cluster
+        .client
+        .list(resource("Pod")?, Some("default"), &Default::default())
+        .await?
+        .items
+        .into_iter()
+        .map(typed)
+        .collect::<Result<_, _>>()?;
+    let endpoints: Endpoints = typed(cluster.get(Some("default"), "Endpoints", "web").await?.context("no Endpoints")?)?;
+    let params = kubelab_api::client::ListParams::default().labels("kubernetes.io/service-name=web");
+    let slices: Vec<EndpointSlice> = cluster
+        .client
+        .list(resource("EndpointSlice")?, Some("default"), &params)
+        .await?
+        .items
+        .into_iter()
+        .map(typed)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(subsets::reconcile(Some(&service), &pods, Some(&endpoints)), None);
+    assert_eq!(slices::reconcile(&service, &pods, &slices, 100), []);
     Ok(())
 }
