@@ -205,6 +205,7 @@ fn backend_name(service: &Name, backend: &Backend) -> Name {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{Endpoints, Service};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
     use serde_json::json;
 
     /// The cluster every question is asked of, as `kubectl get` would show it:
@@ -212,6 +213,8 @@ mod tests {
     /// - `shop/web`: a ClusterIP Service at 10.96.0.20, ports `http` 80/TCP and an unnamed 8443;
     /// - `shop/db`: headless, two ready pods (`db-0` with a hostname, 10.244.2.7 without) and one not ready,
     ///   port `postgres` 5432;
+    /// - `shop/cache`: headless, with an EndpointSlice (one pod ready, one not, one without conditions, which
+    ///   counts as ready) and a stale Endpoints object that the slice overrides, port `redis` 6379;
     /// - `shop/payments`: an ExternalName alias of `pay.example.com`;
     /// - `shop/v6`: a dual-stack Service, 10.96.0.30 and fd00:10:96::30, port `dns` 53/UDP;
     /// - `shop/pending`: a Service whose cluster IP is not allocated yet.
@@ -221,6 +224,7 @@ mod tests {
                 "ports": [{"name": "http", "port": 80}, {"port": 8443}]}}),
             json!({"metadata": {"namespace": "shop", "name": "db"}, "spec": {"clusterIP": "None",
                 "ports": [{"name": "postgres", "port": 5432}]}}),
+            json!({"metadata": {"namespace": "shop", "name": "cache"}, "spec": {"clusterIP": "None"}}),
             json!({"metadata": {"namespace": "shop", "name": "payments"},
                 "spec": {"type": "ExternalName", "externalName": "pay.example.com"}}),
             json!({"metadata": {"namespace": "shop", "name": "v6"}, "spec": {"clusterIP": "10.96.0.30",
@@ -236,8 +240,21 @@ mod tests {
                 "notReadyAddresses": [{"ip": "10.244.3.9", "hostname": "db-2"}],
                 "ports": [{"name": "postgres", "port": 5432, "protocol": "TCP"}]}]}))
             .unwrap(),
+            serde_json::from_value(json!({"metadata": {"namespace": "shop", "name": "cache"}, "subsets": [{
+                "addresses": [{"ip": "10.244.9.9"}]}]}))
+            .unwrap(),
         ];
-        ServiceIndex::build(crate::cluster_domain("cluster.local").unwrap(), &services, &endpoints)
+        let slices: Vec<EndpointSlice> = vec![
+            serde_json::from_value(json!({"metadata": {"namespace": "shop", "name": "cache-x7k2p",
+                "labels": {"kubernetes.io/service-name": "cache"}}, "addressType": "IPv4",
+                "endpoints": [
+                    {"addresses": ["10.244.1.8"], "hostname": "cache-0", "conditions": {"ready": true}},
+                    {"addresses": ["10.244.2.9"], "conditions": {"ready": false}},
+                    {"addresses": ["10.244.3.3"]}],
+                "ports": [{"name": "redis", "port": 6379, "protocol": "TCP"}]}))
+            .unwrap(),
+        ];
+        ServiceIndex::build(crate::cluster_domain("cluster.local").unwrap(), &services, &slices, &endpoints)
     }
 
     /// The answer as text: `NXDOMAIN`, `REFUSED`, or one line per record (`+` before additional ones), `NODATA`
@@ -280,6 +297,15 @@ mod tests {
             ("a headless service's name is every ready pod, never the unready one",
              "db.shop.svc.cluster.local.", A,
              &["db.shop.svc.cluster.local. A 10.244.1.5", "db.shop.svc.cluster.local. A 10.244.2.7"]),
+            ("a headless service's pods come from its EndpointSlices when it has any; a pod without conditions is ready",
+             "cache.shop.svc.cluster.local.", A,
+             &["cache.shop.svc.cluster.local. A 10.244.1.8", "cache.shop.svc.cluster.local. A 10.244.3.3"]),
+            ("an EndpointSlice's named port is an SRV record per ready pod",
+             "_redis._tcp.cache.shop.svc.cluster.local.", SRV,
+             &["_redis._tcp.cache.shop.svc.cluster.local. SRV 0 100 6379 cache-0.cache.shop.svc.cluster.local.",
+               "_redis._tcp.cache.shop.svc.cluster.local. SRV 0 100 6379 10-244-3-3.cache.shop.svc.cluster.local.",
+               "+ cache-0.cache.shop.svc.cluster.local. A 10.244.1.8",
+               "+ 10-244-3-3.cache.shop.svc.cluster.local. A 10.244.3.3"]),
             ("a headless service's pod is named by its hostname",
              "db-0.db.shop.svc.cluster.local.", A, &["db-0.db.shop.svc.cluster.local. A 10.244.1.5"]),
             ("a headless service's pod without a hostname is named by its IP with dashes",
@@ -346,7 +372,7 @@ mod tests {
             )
             .unwrap(),
         ];
-        let index = ServiceIndex::build(crate::cluster_domain("Lab.Example.").unwrap(), &services, &[]);
+        let index = ServiceIndex::build(crate::cluster_domain("Lab.Example.").unwrap(), &services, &[], &[]);
         let asked = |name: &str| answer(&Name::from_ascii(name).unwrap(), A, &index).response_code();
         assert_eq!(asked("web.shop.svc.lab.example."), ResponseCode::NoError);
         assert_eq!(asked("web.shop.svc.cluster.local."), ResponseCode::Refused);

@@ -7,7 +7,9 @@
 //! `kube-system`, behind the Service `kube-dns` at a fixed cluster IP that the kubelet writes into every pod's
 //! `/etc/resolv.conf`. This crate plays that part. It is a client of the apiserver like any other component:
 //!
-//! - it **watches** Services and Endpoints through two [`kubelab_api::informer::Informer`]s;
+//! - it **watches** Services, EndpointSlices and Endpoints through three [`kubelab_api::informer::Informer`]s (the
+//!   last two only matter for headless Services: a Service's EndpointSlices when it has any, as CoreDNS reads
+//!   them, else its older Endpoints, which CoreDNS no longer reads: DNS works whichever controller runs);
 //! - it **writes** nothing to the cluster; it only answers DNS questions, over UDP and TCP;
 //! - it **answers** ([`answer`]) A and AAAA records for `<service>.<namespace>.svc.<cluster domain>` (the cluster
 //!   IP, or every ready pod's IP for a headless Service), A records for a headless Service's pods by their own
@@ -19,8 +21,8 @@
 //!
 //! - [`server`]: binds the sockets, runs the informers, rebuilds the index after each change, and hands every
 //!   question to hickory's server loop, which decodes and encodes the DNS messages;
-//! - [`index`]: [`ServiceIndex`], what the cluster looks like to DNS, built from Services and Endpoints as plain
-//!   data;
+//! - [`index`]: [`ServiceIndex`], what the cluster looks like to DNS, built from Services and their endpoints as
+//!   plain data;
 //! - [`answer`]: the decision, a pure function of (name, type, index), tested as a table of questions.
 //!
 //! The wire format (message layout, name compression, EDNS, truncation and TCP framing) is the `hickory-server`
@@ -36,9 +38,7 @@
 //! ## What we leave out
 //! - **Forwarding.** CoreDNS forwards every name outside the cluster domain to the node's own resolvers, so pods
 //!   resolve `example.com` through it. We answer REFUSED, and a resolver with a second `nameserver` line moves on to
-//!   it. A forwarder is the `forward` plugin's whole job, with its own cache and health checks: a later step.
-//! - **EndpointSlices.** CoreDNS reads EndpointSlices (`discovery.k8s.io/v1`); we read the older Endpoints, which
-//!   hold the same ready addresses for the sizes kubelab reaches.
+//!   it. A forwarder is the `forward` plugin's whole job, with its own cache and health checks, not written here.
 //! - **Pod records** (`10-244-1-5.shop.pod.cluster.local`, deprecated in the DNS specification), reverse (PTR)
 //!   records, the SOA record in negative answers (which tells resolvers how long to cache an NXDOMAIN),
 //!   `dns-version` TXT, DNSSEC, and a response cache.
@@ -71,7 +71,7 @@ pub enum Error {
         protocol: &'static str,
         source: std::io::Error,
     },
-    /// kubelab-api has no Service or Endpoints resource (a build of it without them).
+    /// kubelab-api has no Service, EndpointSlice or Endpoints resource (a build of it without them).
     #[error("kubelab-api does not serve {0}")]
     MissingResource(&'static str),
     /// hickory's server loop ended with an error.

@@ -3,11 +3,11 @@
 //! [`DnsServer::bind`] takes the UDP and TCP sockets first (a taken port is the most common startup error, and
 //! tests need the real port before anything else happens). [`DnsServer::serve`] then:
 //!
-//! 1. starts an informer for Services and one for Endpoints, and waits until both hold a complete list: answering
-//!    earlier would send NXDOMAIN for Services that exist, and resolvers cache that;
+//! 1. starts an informer each for Services, EndpointSlices and Endpoints, and waits until all three hold a
+//!    complete list: answering earlier would send NXDOMAIN for Services that exist, and resolvers cache that;
 //! 2. builds the first [`ServiceIndex`] and hands the sockets to hickory's [`Server`], whose handler
 //!    ([`Handler`]) answers each question from the index of the moment;
-//! 3. loops: whenever either informer reports a change, rebuilds the index from both caches and swaps it in.
+//! 3. loops: whenever an informer reports a change, rebuilds the index from the three caches and swaps it in.
 
 use crate::Error;
 use crate::answer::answer;
@@ -19,6 +19,7 @@ use hickory_server::proto::rr::{DNSClass, Name};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kubelab_api::client::{Client, ListParams};
 use kubelab_api::informer::Informer;
 use kubelab_api::resources;
@@ -85,17 +86,24 @@ impl DnsServer {
     pub async fn serve(self, client: Client) -> Result<(), Error> {
         let DnsServer { udp, tcp, addr, cluster_domain } = self;
         let services = resources::by_kind("v1", "Service").ok_or(Error::MissingResource("Services"))?;
+        let slices = resources::by_kind("discovery.k8s.io/v1", "EndpointSlice")
+            .ok_or(Error::MissingResource("EndpointSlices"))?;
         let endpoints = resources::by_kind("v1", "Endpoints").ok_or(Error::MissingResource("Endpoints"))?;
-        let mut service_informer = Informer::spawn(client.clone(), services, None, ListParams::default());
-        let mut endpoints_informer = Informer::spawn(client, endpoints, None, ListParams::default());
-        service_informer.wait_synced().await;
-        endpoints_informer.wait_synced().await;
+        let [mut services, mut slices, mut endpoints] =
+            [services, slices, endpoints].map(|r| Informer::spawn(client.clone(), r, None, ListParams::default()));
+        for informer in [&mut services, &mut slices, &mut endpoints] {
+            informer.wait_synced().await;
+        }
 
-        let (service_cache, endpoints_cache) = (service_informer.cache.clone(), endpoints_informer.cache.clone());
+        let caches = (services.cache.clone(), slices.cache.clone(), endpoints.cache.clone());
         let build = || {
-            let services = service_cache.list_typed::<Service>();
-            let endpoints = endpoints_cache.list_typed::<Endpoints>();
-            Arc::new(ServiceIndex::build(cluster_domain.clone(), &services, &endpoints))
+            let (services, slices, endpoints) = &caches;
+            Arc::new(ServiceIndex::build(
+                cluster_domain.clone(),
+                &services.list_typed::<Service>(),
+                &slices.list_typed::<EndpointSlice>(),
+                &endpoints.list_typed::<Endpoints>(),
+            ))
         };
         let index: SharedIndex = Arc::new(RwLock::new(build()));
         let mut server = Server::new(Handler { index: index.clone() });
@@ -108,12 +116,15 @@ impl DnsServer {
         tokio::pin!(done);
         loop {
             tokio::select! {
-                Some(_) = service_informer.changed.recv() => {}
-                Some(_) = endpoints_informer.changed.recv() => {}
+                Some(_) = services.changed.recv() => {}
+                Some(_) = slices.changed.recv() => {}
+                Some(_) = endpoints.changed.recv() => {}
                 result = &mut done => return result.map_err(Error::from),
             }
-            // Level-triggered: whatever changed, and however many changes queued up, rebuild from both caches.
-            while service_informer.changed.try_recv().is_ok() || endpoints_informer.changed.try_recv().is_ok() {}
+            // Level-triggered: whatever changed, and however many changes queued up, rebuild from all three caches.
+            for informer in [&mut services, &mut slices, &mut endpoints] {
+                while informer.changed.try_recv().is_ok() {}
+            }
             let fresh = build();
             *index.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
         }

@@ -1,6 +1,6 @@
 //! The DNS server against a real apiserver, asked over loopback with hickory's own client.
 //!
-//! Each test starts an apiserver on a free port, writes Services (and Endpoints) into it as plain data — the
+//! Each test starts an apiserver on a free port, writes Services (and their endpoints) into it as plain data — the
 //! cluster IPs are given in the manifests and nothing ever connects to them — starts the DNS server on
 //! `127.0.0.1:0` and asks it questions over UDP (and TCP), as a pod's resolver would.
 
@@ -84,7 +84,8 @@ async fn answered_within_a_second(
 }
 
 async fn create(server: &TestServer, kind: &str, object: Value) -> anyhow::Result<()> {
-    let resource = resources::by_kind("v1", kind).ok_or_else(|| anyhow::anyhow!("no {kind} resource"))?;
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let resource = resources::by_kind(api_version, kind).ok_or_else(|| anyhow::anyhow!("no {kind} resource"))?;
     server.client()?.create(resource, Some("default"), &object).await?;
     Ok(())
 }
@@ -122,7 +123,8 @@ async fn a_service_is_answered_by_name_over_udp_and_tcp_and_other_names_are_not(
 }
 
 #[tokio::test]
-async fn services_and_endpoints_written_after_start_are_answered_within_a_second() -> anyhow::Result<()> {
+async fn services_endpoints_and_endpoint_slices_written_after_start_are_answered_within_a_second() -> anyhow::Result<()>
+{
     let server = spawn_apiserver().await?;
     let (addr, dns) = start_dns(&server).await?;
     let mut udp = udp_client(addr);
@@ -154,6 +156,27 @@ async fn services_and_endpoints_written_after_start_are_answered_within_a_second
     answered_within_a_second(&mut udp, srv, RecordType::SRV, (ResponseCode::NoError, expected)).await?;
     let pod = "db-0.db.default.svc.cluster.local.";
     assert_eq!(ask(&mut udp, pod, RecordType::A).await?, (ResponseCode::NoError, vec!["A 10.244.1.5".to_string()]));
+
+    // A headless Service with an EndpointSlice, as the EndpointSlice controller writes them: an unready pod is left out.
+    create(
+        &server,
+        "Service",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cache"},
+        "spec": {"clusterIP": "None", "selector": {"app": "cache"}, "ports": [{"name": "redis", "port": 6379}]}}),
+    )
+    .await?;
+    create(
+        &server,
+        "EndpointSlice",
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "cache-x7k2p", "labels": {"kubernetes.io/service-name": "cache"}}, "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.1.8"], "conditions": {"ready": true}},
+                      {"addresses": ["10.244.2.9"], "conditions": {"ready": false}}],
+        "ports": [{"name": "redis", "port": 6379, "protocol": "TCP"}]}),
+    )
+    .await?;
+    let cache = "cache.default.svc.cluster.local.";
+    answered_within_a_second(&mut udp, cache, RecordType::A, (ResponseCode::NoError, vec!["A 10.244.1.8"])).await?;
 
     // A deleted Service leaves the answers.
     let services = resources::by_kind("v1", "Service").ok_or_else(|| anyhow::anyhow!("no Service resource"))?;
