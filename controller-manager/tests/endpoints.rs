@@ -132,12 +132,16 @@ async fn endpoints_and_slices_follow_pods_becoming_ready_unready_terminating_and
     let took = cluster.follows("the slice to list them", want, || cluster.slices()).await?;
     println!("pods reported, EndpointSlice after {took:?}");
 
-    // 3. `kubectl describe service` (the real one) shows the ready endpoints.
-    let described = cluster.kubectl(&["describe", "service", "web"]).await?;
-    let line = described.lines().find(|l| l.starts_with("Endpoints:")).context("no Endpoints: line")?.to_string();
-    println!("{line}");
-    assert!(line.contains("10.1.0.1:8080") && line.contains("10.1.0.2:8080"), "{described}");
-    assert!(!line.contains("10.1.0.3"), "an unready pod is not an endpoint: {described}");
+    // 3. `kubectl describe service` (the real one) shows the ready endpoints: kubectl 1.27 reads them from the
+    //    Endpoints, later releases from the EndpointSlices.
+    for minor in [27, 33] {
+        let kubectl = cluster.server.kubectl().release(minor)?;
+        let described = kubectl.ok(&["describe", "service", "web"]).await?;
+        let line = described.lines().find(|l| l.starts_with("Endpoints:")).context("no Endpoints: line")?;
+        println!("kubectl 1.{minor}: {line}");
+        assert!(line.contains("10.1.0.1:8080") && line.contains("10.1.0.2:8080"), "{described}");
+        assert!(!line.contains("10.1.0.3"), "an unready pod is not an endpoint: {described}");
+    }
 
     // 4. web-3 becomes ready, web-1 unready.
     cluster.set_status("web-3", "10.1.0.3", true).await?;

@@ -8,7 +8,8 @@
 //!   pods left out — the original API, still what `kubectl get endpoints` shows;
 //! - the **EndpointSlice controller** ([`EndpointSliceController`], decision in [`slices`]) writes
 //!   `discovery.k8s.io/v1` EndpointSlices of at most 100 endpoints, each with `ready`, `serving` and
-//!   `terminating` conditions — what kube-proxy and `kubectl describe service` read since Kubernetes 1.21.
+//!   `terminating` conditions — what kube-proxy reads since Kubernetes 1.21, and recent kubectl's `describe
+//!   service` (1.27 still reads the Endpoints).
 //!
 //! Both **watch** Services (each its own key) and pods: a pod event is mapped to the Services of its namespace
 //! whose selector matches it (and, by the framework, to those it matched before its labels changed or it was
