@@ -11,9 +11,9 @@
 //!   last two only matter for headless Services: a Service's EndpointSlices when it has any, as CoreDNS reads
 //!   them, else its older Endpoints, which CoreDNS no longer reads: DNS works whichever controller runs);
 //! - it **writes** nothing to the cluster; it only answers DNS questions, over UDP and TCP;
-//! - it **answers** ([`answer`]) A and AAAA records for `<service>.<namespace>.svc.<cluster domain>` (the cluster
-//!   IP, or every ready pod's IP for a headless Service), A records for a headless Service's pods by their own
-//!   name (`web-0.web.shop.svc.cluster.local`), SRV records for named ports
+//! - it **answers** ([`answer()`](answer())) A and AAAA records for `<service>.<namespace>.svc.<cluster domain>`
+//!   (the cluster IP, or every ready pod's IP for a headless Service), A records for a headless Service's pods by
+//!   their own name (`web-0.web.shop.svc.cluster.local`), SRV records for named ports
 //!   (`_http._tcp.web.shop.svc.cluster.local`), a CNAME for an ExternalName Service, NXDOMAIN for any other name in
 //!   the cluster domain, and REFUSED for names outside it.
 //!
@@ -23,7 +23,7 @@
 //!   question to hickory's server loop, which decodes and encodes the DNS messages;
 //! - [`index`]: [`ServiceIndex`], what the cluster looks like to DNS, built from Services and their endpoints as
 //!   plain data;
-//! - [`answer`]: the decision, a pure function of (name, type, index), tested as a table of questions.
+//! - [`answer`](mod@answer): the decision, a pure function of (name, type, index), tested as a table of questions.
 //!
 //! The wire format (message layout, name compression, EDNS, truncation and TCP framing) is the `hickory-server`
 //! crate's, never ours: DNS is full of corner cases, and the interesting part for a student is which names exist.

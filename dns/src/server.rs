@@ -6,7 +6,7 @@
 //! 1. starts an informer each for Services, EndpointSlices and Endpoints, and waits until all three hold a
 //!    complete list: answering earlier would send NXDOMAIN for Services that exist, and resolvers cache that;
 //! 2. builds the first [`ServiceIndex`] and hands the sockets to hickory's [`Server`], whose handler
-//!    ([`Handler`]) answers each question from the index of the moment;
+//!    (`Handler`) answers each question from the index of the moment;
 //! 3. loops: whenever an informer reports a change, rebuilds the index from the three caches and swaps it in.
 
 use crate::Error;
