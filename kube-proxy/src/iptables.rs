@@ -181,7 +181,6 @@ impl RuleSet {
             self.nat_chains.push(chain.to_string());
         }
         let mark = format!("{MASQUERADE_MARK}/{MASQUERADE_MARK}");
-        // ANCHOR: masquerade
         // Leave unmarked packets alone; clear the mark (a packet may come through again); masquerade.
         self.nat_rules.push(format!("-A KUBE-POSTROUTING -m mark ! --mark {mark} -j RETURN"));
         self.nat_rules.push(format!("-A KUBE-POSTROUTING -j MARK --xor-mark {MASQUERADE_MARK}"));
@@ -190,7 +189,6 @@ impl RuleSet {
             comment("kubernetes service traffic requiring SNAT")
         ));
         self.nat_rules.push(format!("-A KUBE-MARK-MASQ -j MARK --or-mark {MASQUERADE_MARK}"));
-        // ANCHOR_END: masquerade
     }
 
     // ANCHOR: service_port
