@@ -14,7 +14,7 @@ use kubelab_api::resources;
 use kubelab_controller_manager::controller::start;
 use kubelab_controller_manager::endpoints::EndpointSliceController;
 use kubelab_dns::{Config, DnsServer, cluster_domain};
-use kubelab_testkit::{spawn_apiserver, wait_for};
+use kubelab_testkit::{AbortOnDrop, spawn_apiserver, wait_for};
 use serde_json::json;
 use std::time::Duration;
 
@@ -37,14 +37,14 @@ async fn a_headless_service_answers_with_exactly_its_ready_pods_as_they_change()
     let server = spawn_apiserver().await?;
     let client = server.client()?;
     let controller_config = kubelab_controller_manager::Config::default();
-    let controller = tokio::spawn(start::<EndpointSliceController>(client.clone(), controller_config));
+    let controller = AbortOnDrop::spawn(start::<EndpointSliceController>(client.clone(), controller_config));
 
     let config = Config { listen: "127.0.0.1:0".parse()?, cluster_domain: cluster_domain("cluster.local")? };
     let dns = DnsServer::bind(&config).await?;
     let stream = UdpClientStream::builder(dns.local_addr(), TokioRuntimeProvider::default())
         .with_timeout(Some(Duration::from_millis(500)))
         .build();
-    let dns = tokio::spawn(dns.serve(client.clone()));
+    let dns = AbortOnDrop::spawn(dns.serve(client.clone()));
     let (asker, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
     tokio::spawn(background);
 
@@ -99,7 +99,7 @@ async fn a_headless_service_answers_with_exactly_its_ready_pods_as_they_change()
     follows("db-1.db.default.svc.cluster.local.", "10.244.2.7").await?;
     follows("db-0.db.default.svc.cluster.local.", "NXDomain").await?;
 
-    dns.abort();
-    controller.abort();
+    // Their watches end before the server waits for its open requests to finish.
+    drop((dns, controller));
     server.shutdown().await
 }

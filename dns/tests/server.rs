@@ -13,11 +13,10 @@ use hickory_server::proto::rr::{DNSClass, Name, RecordType};
 use kubelab_api::client::PropagationPolicy;
 use kubelab_api::resources;
 use kubelab_dns::{Config, DnsServer, cluster_domain};
-use kubelab_testkit::{TestServer, spawn_apiserver, wait_for};
+use kubelab_testkit::{AbortOnDrop, TestServer, spawn_apiserver, wait_for};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 
 /// How long a change in the apiserver may take to show in the answers (the brief's promise: within a second).
 const ONE_SECOND: Duration = Duration::from_secs(1);
@@ -25,13 +24,12 @@ const ONE_SECOND: Duration = Duration::from_secs(1);
 /// How long a single question may go unanswered before the client gives up (and `wait_for` asks again).
 const QUESTION_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Starts the DNS server for `server`'s cluster on a free loopback port. The task is aborted by the caller at the
-/// end of the test; if the test fails first, the test's runtime ends it.
-async fn start_dns(server: &TestServer) -> anyhow::Result<(SocketAddr, JoinHandle<Result<(), kubelab_dns::Error>>)> {
+/// Starts the DNS server for `server`'s cluster on a free loopback port; it stops when the guard is dropped.
+async fn start_dns(server: &TestServer) -> anyhow::Result<(SocketAddr, AbortOnDrop<Result<(), kubelab_dns::Error>>)> {
     let config = Config { listen: "127.0.0.1:0".parse()?, cluster_domain: cluster_domain("cluster.local")? };
     let dns = DnsServer::bind(&config).await?;
     let addr = dns.local_addr();
-    Ok((addr, tokio::spawn(dns.serve(server.client()?))))
+    Ok((addr, AbortOnDrop::spawn(dns.serve(server.client()?))))
 }
 
 /// A DNS client over UDP, as a pod's resolver asks.
@@ -118,7 +116,7 @@ async fn a_service_is_answered_by_name_over_udp_and_tcp_and_other_names_are_not(
     let mut tcp = tcp_client(addr).await?;
     assert_eq!(ask(&mut tcp, web, RecordType::A).await?, (ResponseCode::NoError, vec!["A 10.96.100.20".to_string()]));
 
-    dns.abort();
+    drop(dns);
     server.shutdown().await
 }
 
@@ -183,6 +181,6 @@ async fn services_endpoints_and_endpoint_slices_written_after_start_are_answered
     server.client()?.delete(services, Some("default"), "late", PropagationPolicy::Background).await?;
     answered_within_a_second(&mut udp, late, RecordType::A, (ResponseCode::NXDomain, vec![])).await?;
 
-    dns.abort();
+    drop(dns);
     server.shutdown().await
 }
