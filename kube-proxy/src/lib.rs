@@ -29,9 +29,11 @@
 //! This crate is the core of kube-proxy, the part that does not depend on the rest of the cluster's network. Still
 //! to come, with the wiring step: following Services and EndpointSlices through the shared informer (today
 //! `main` reads them once and prints the rule set); applying the rules with `iptables-restore --noflush`
-//! (atomically, one commit per table) after ensuring [`iptables::JUMPS`], and removing every chain on exit; in the
-//! userspace mode, a forwarder per service port behind a redirect of its cluster IP; the local route for the
-//! service CIDR, which must never be routed off the machine; and `kubelab up` starting a proxy for its nodes.
+//! (atomically, one commit per table) after ensuring [`iptables::JUMPS`], deleting the chains of Services that
+//! went away (a restore only touches the chains it names: Kubernetes lists them with `iptables-save` and writes
+//! `-X` for each), and removing every chain on exit; in the userspace mode, a forwarder per service port behind a
+//! redirect of its cluster IP; the local route for the service CIDR, which must never be routed off the machine;
+//! and `kubelab up` starting a proxy for its nodes.
 //! Where the simulated nodes of `kubelab up` share one host's network namespace, they share one rule set: one
 //! kube-proxy for the host, with every node's address as a node-port address.
 //!
