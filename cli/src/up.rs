@@ -33,7 +33,7 @@ pub struct Up {
     #[arg(long, value_name = "URLS", value_delimiter = ',')]
     etcd_servers: Vec<String>,
 
-    /// How many nodes to simulate, each with its own kubelet, loopback address and Docker network.
+    /// How many nodes to simulate, each with its own kubelet, loopback address and slice of the pod network.
     #[arg(long, default_value_t = 1, value_name = "N")]
     nodes: u8,
 
