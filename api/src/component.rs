@@ -31,6 +31,26 @@ pub enum ConnectError {
     Client(#[from] ClientError),
 }
 
+/// The two flags by which every component's binary finds the apiserver, flattened into its own arguments
+/// (`#[command(flatten)] apiserver: ApiserverFlags`), so that they read and behave the same in every `--help`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ApiserverFlags {
+    /// Kubeconfig file to read the apiserver's address (and token) from. Default: the first file of $KUBECONFIG,
+    /// else ~/.kube/config.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The apiserver's URL, e.g. http://127.0.0.1:6443; overrides the kubeconfig.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+impl ApiserverFlags {
+    /// A client for the apiserver these flags point at (see [`connect`]).
+    pub fn connect(&self) -> Result<Client, ConnectError> {
+        connect(self.server.as_deref(), self.kubeconfig.as_deref())
+    }
+}
+
 /// A client for the apiserver at `server` if given, else at what the kubeconfig's current context points to
 /// (`kubeconfig` if given, else `$KUBECONFIG`, else `~/.kube/config`), with its token.
 pub fn connect(server: Option<&str>, kubeconfig: Option<&Path>) -> Result<Client, ConnectError> {

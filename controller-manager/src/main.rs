@@ -3,7 +3,6 @@
 
 use clap::Parser;
 use kubelab_controller_manager::{Config, leader};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The kubelab controller manager: keeps ReplicaSets and Deployments (and more) converging to their spec.
@@ -13,12 +12,8 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// The kubeconfig file to read the apiserver address from.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The apiserver URL, e.g. http://127.0.0.1:6443 (overrides the kubeconfig).
-    #[arg(long)]
-    server: Option<String>,
+    #[command(flatten)]
+    apiserver: kubelab_api::component::ApiserverFlags,
     /// ReplicaSets reconciled in parallel.
     #[arg(long, default_value_t = 5)]
     concurrent_replicaset_syncs: usize,
@@ -53,7 +48,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let client = kubelab_api::component::connect(args.server.as_deref(), args.kubeconfig.as_deref())?;
+    let client = args.apiserver.connect()?;
     let config = Config {
         replicaset_workers: args.concurrent_replicaset_syncs,
         deployment_workers: args.concurrent_deployment_syncs,

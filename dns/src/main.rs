@@ -3,7 +3,6 @@
 
 use clap::Parser;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 /// The kubelab cluster DNS server: answers `<service>.<namespace>.svc.<cluster domain>` from the apiserver's
 /// Services and Endpoints, over UDP and TCP.
@@ -12,12 +11,8 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Kubeconfig file to read the apiserver's address (and token) from.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The apiserver's URL, e.g. http://127.0.0.1:6443; overrides the kubeconfig.
-    #[arg(long)]
-    server: Option<String>,
+    #[command(flatten)]
+    apiserver: kubelab_api::component::ApiserverFlags,
     /// Address to answer on, UDP and TCP (port 53 needs privileges).
     #[arg(long, default_value = "127.0.0.1:10053")]
     listen: SocketAddr,
@@ -30,7 +25,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let client = kubelab_api::component::connect(args.server.as_deref(), args.kubeconfig.as_deref())?;
+    let client = args.apiserver.connect()?;
     let config =
         kubelab_dns::Config { listen: args.listen, cluster_domain: kubelab_dns::cluster_domain(&args.cluster_domain)? };
     let server = kubelab_dns::DnsServer::bind(&config).await?;

@@ -6,7 +6,6 @@
 use clap::Parser;
 use kubelab_kube_proxy::NodeNetwork;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 /// The kubelab kube-proxy: makes Services' cluster IPs and node ports lead to their ready pods.
 ///
@@ -16,12 +15,8 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Kubeconfig file to read the apiserver's address (and token) from.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The apiserver's URL, e.g. http://127.0.0.1:6443; overrides the kubeconfig.
-    #[arg(long)]
-    server: Option<String>,
+    #[command(flatten)]
+    apiserver: kubelab_api::component::ApiserverFlags,
     /// The pod network, e.g. 10.244.0.0/16: clients of a cluster IP from outside it are masqueraded.
     #[arg(long)]
     cluster_cidr: Option<String>,
@@ -34,7 +29,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let client = kubelab_api::component::connect(args.server.as_deref(), args.kubeconfig.as_deref())?;
+    let client = args.apiserver.connect()?;
     let node = NodeNetwork { node_port_addresses: args.nodeport_addresses, cluster_cidr: args.cluster_cidr };
     print!("{}", kubelab_kube_proxy::current_rules(&client, &node).await?);
     Ok(())

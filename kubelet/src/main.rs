@@ -10,9 +10,8 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// The kubeconfig pointing at the apiserver (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    apiserver: kubelab_api::component::ApiserverFlags,
     /// The Node's name; pods with this `spec.nodeName` are this kubelet's.
     #[arg(long, env = "NODE_NAME")]
     node_name: String,
@@ -45,7 +44,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let client = kubelab_api::component::connect(None, args.kubeconfig.as_deref())?;
+    let client = args.apiserver.connect()?;
     let mut config = Config::new(args.node_name, client, args.address, args.data_dir);
     config.pod_cidr = args.pod_cidr.map(|cidr| cidr.trunc());
     config.port = args.port;

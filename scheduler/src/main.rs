@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use clap::Parser;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The kubelab scheduler: watches pods without a node and binds each to the node that suits it best.
@@ -12,12 +11,8 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Kubeconfig file to read the apiserver's address (and token) from.
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The apiserver's URL, e.g. http://127.0.0.1:6443; overrides the kubeconfig.
-    #[arg(long)]
-    server: Option<String>,
+    #[command(flatten)]
+    apiserver: kubelab_api::component::ApiserverFlags,
     /// Schedule only pods whose spec.schedulerName is this.
     #[arg(long, default_value = "default-scheduler")]
     scheduler_name: String,
@@ -36,7 +31,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     kubelab_api::component::init_tracing();
     let args = Args::parse();
-    let client = kubelab_api::component::connect(args.server.as_deref(), args.kubeconfig.as_deref())?;
+    let client = args.apiserver.connect()?;
     let seconds = |value: f64, flag: &str| {
         Duration::try_from_secs_f64(value).with_context(|| format!("--{flag} must be a positive number of seconds"))
     };
