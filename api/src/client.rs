@@ -53,6 +53,7 @@ use reqwest::{Method, Url};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
+// ANCHOR: client_error
 /// Why a request did not produce what was asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -88,7 +89,9 @@ pub enum ClientError {
     #[error("{0}")]
     Usage(String),
 }
+// ANCHOR_END: client_error
 
+// ANCHOR: client
 /// A connection to one apiserver. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -99,6 +102,7 @@ pub struct Client {
     /// Sent as `Authorization: Bearer <token>`; our apiserver does not check it, a real one would.
     token: Option<String>,
 }
+// ANCHOR_END: client
 
 /// A whole list: every item of every page, and the resourceVersion to start a watch from.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +146,7 @@ impl Client {
         &self.base
     }
 
+    // ANCHOR: get
     /// Reads one object.
     pub async fn get(
         &self,
@@ -153,6 +158,7 @@ impl Client {
         let object = self.send_json(Method::GET, &path, &[], JSON, None).await?;
         Ok(with_type(resource, object))
     }
+    // ANCHOR_END: get
 
     /// Reads one object as the server-side printed `Table` of `kubectl get` (one row).
     pub async fn get_table(

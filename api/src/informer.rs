@@ -34,6 +34,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+// ANCHOR: change
 /// What an informer learns from the apiserver.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -44,6 +45,7 @@ pub enum Change {
     /// An object was deleted (its last state).
     Deleted(Value),
 }
+// ANCHOR_END: change
 
 /// `namespace/name`, or `name` for cluster-scoped objects: how caches and work queues name objects.
 pub fn key_of(object: &Value) -> String {
@@ -71,6 +73,7 @@ pub fn watch_changes(
         let mut backoff = Duration::from_secs(1);
         // Outer loop: (re)list. Inner loop: (re)watch from the last version seen.
         'list: loop {
+            // ANCHOR: informer_list
             // 1. The objects as they are now, and the version they were read at: a streaming list when the server
             //    has it (the watch then simply goes on), a list otherwise — as client-go's reflector falls back.
             let (items, mut version, mut streaming) = match streaming_list(&client, resource, &namespace, &params).await
@@ -95,6 +98,8 @@ pub fn watch_changes(
             if tx.send(Ok(Change::Restarted(items))).await.is_err() {
                 return;
             }
+            // ANCHOR_END: informer_list
+            // ANCHOR: informer_watch
             loop {
                 let watch = match streaming.take() {
                     Some(events) => Ok(events),
@@ -150,6 +155,7 @@ pub fn watch_changes(
                 // The watch ended (server timeout, apiserver restart): watch again from where we were.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            // ANCHOR_END: informer_watch
         }
     });
     // The stream owns the task: dropping the stream (its component stopped) ends the list and watch.
@@ -243,6 +249,7 @@ impl Cache {
         self.get(key).and_then(|o| serde_json::from_value(o).ok())
     }
 
+    // ANCHOR: cache_apply
     /// Applies a change; returns the keys it touched.
     fn apply(&self, change: Change) -> Vec<String> {
         let mut objects = self.objects.write().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -271,8 +278,10 @@ impl Cache {
             }
         }
     }
+    // ANCHOR_END: cache_apply
 }
 
+// ANCHOR: informer_spawn
 /// A running informer: its cache, and a channel of the keys that changed.
 pub struct Informer {
     pub cache: Cache,
@@ -312,6 +321,7 @@ impl Informer {
         });
         Informer { cache, changed, synced, _task: AbortOnDrop(task) }
     }
+    // ANCHOR_END: informer_spawn
 
     /// Waits until the cache holds a complete list.
     pub async fn wait_synced(&mut self) {

@@ -79,6 +79,7 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|err| decode_error(url.as_str(), err))
     }
 
+    // ANCHOR: send
     /// Sends a request; a non-2xx answer becomes [`ClientError::Api`].
     pub(super) async fn send(
         &self,
@@ -110,6 +111,7 @@ impl Client {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&text).trim().to_string()));
         Err(api_error_from_body(status.as_u16(), status.canonical_reason().unwrap_or(""), &body).into())
     }
+    // ANCHOR_END: send
 }
 
 /// The URL of one object; a namespaced resource needs a namespace.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::VecDeque;
 
+// ANCHOR: watch_event
 /// What happened to an object, as one line of a watch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchEvent {
@@ -38,6 +39,7 @@ pub enum WatchEventType {
     /// The watch cannot go on; most often `410 Expired`, meaning: list again, then watch from the new list.
     Error,
 }
+// ANCHOR_END: watch_event
 
 impl WatchEvent {
     /// The annotation of the BOOKMARK that ends the initial events of a streaming list ([`Client::watch_list`]).
@@ -97,6 +99,7 @@ impl Client {
         self.watch_as(resource, namespace, params, resource_version, TABLE, &[]).await
     }
 
+    // ANCHOR: watch_as
     /// The one watch request behind all three: the URL, then the response body as a stream of events.
     async fn watch_as(
         &self,
@@ -123,8 +126,10 @@ impl Client {
             .map(move |chunk| chunk.map_err(|source| ClientError::Http { url: url.clone(), source }));
         Ok(watch_events(chunks, path).boxed())
     }
+    // ANCHOR_END: watch_as
 }
 
+// ANCHOR: line_splitter
 /// Cuts a byte stream into lines, whatever the chunk boundaries: a watch's chunks carry whole events, part of
 /// an event, or several, depending on buffering in the server and the network.
 #[derive(Debug, Default)]
@@ -152,6 +157,7 @@ impl LineSplitter {
         non_blank(self.partial)
     }
 }
+// ANCHOR_END: line_splitter
 
 /// A line without its trailing whitespace (`\r` included), or `None` when nothing is left of it.
 fn non_blank(mut line: Vec<u8>) -> Option<Vec<u8>> {
