@@ -9,7 +9,14 @@
 //! - with raw HTTP (`tests/http.rs`): the edge cases kubectl never sends (malformed JSON, huge bodies, a watch
 //!   from a forgotten revision, etcd going away and coming back);
 //! - with kube-rs (`tests/kube_rs.rs`): a second client that nobody here wrote;
-//! - across restarts (`tests/persistence.rs`): the embedded store and etcd keep what they were given.
+//! - across restarts (`tests/persistence.rs`): the embedded store and etcd keep what they were given;
+//! - with every kubectl from 1.27 to 1.33 (`tests/kubectl_versions.rs`) and `kubectl explain` (`tests/explain.rs`);
+//! - with kubectl 1.37's streaming lists (`tests/watch_list.rs`) and the official Python client
+//!   (`tests/python_client.rs`), clients newer than the server or written by others;
+//! - with the `kubelab` binary itself (`tests/cli.rs`);
+//! - on whole clusters with real Docker containers: nodes and pods (`tests/nodes.rs`), controllers
+//!   (`tests/controllers.rs`), the pod network across nodes (`tests/pod_network.rs`), Service addresses
+//!   (`tests/services.rs`).
 //!
 //! The harness, in reading order:
 //! - [`server`]: [`spawn_apiserver`] and [`spawn_apiserver_on_etcd`] start a [`TestServer`] and write a
