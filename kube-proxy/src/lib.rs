@@ -47,7 +47,10 @@
 //! Book chapter: *Services and kube-proxy* (`book/src/kube-proxy.md`).
 
 pub mod forwarder;
+pub mod interface;
 pub mod iptables;
+pub mod listeners;
+pub mod proxy;
 pub mod round_robin;
 pub mod service_port;
 #[cfg(test)]
@@ -55,8 +58,33 @@ mod testing;
 
 pub use forwarder::Forwarder;
 pub use iptables::{NodeNetwork, rules};
+pub use listeners::{Desired, desired_listeners};
+pub use proxy::{Config, run};
 pub use round_robin::LoadBalancer;
 pub use service_port::{Endpoint, ServicePort, service_ports};
+
+/// Why the userspace proxy cannot do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Adding the interface failed for lack of privilege.
+    #[error("kube-proxy needs CAP_NET_ADMIN to add cluster IPs to {interface}; run as root")]
+    NotPermitted { interface: String },
+    /// Linux interface names have 1 to 15 characters.
+    #[error("{0:?} cannot name an interface (1 to 15 characters)")]
+    InterfaceName(String),
+    /// The `ip` command could not be run at all.
+    #[error("kube-proxy runs the `ip` command (iproute2), which could not be started: {source}")]
+    NoIpCommand { source: std::io::Error },
+    /// An `ip` command failed; its own message says why.
+    #[error("`{command}` failed: {stderr}")]
+    Ip { command: String, stderr: String },
+    /// A listener could not be opened (the port is taken by another program, or an address is not local yet).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    /// The apiserver's resource table lacks a kind kube-proxy follows (a build mistake, not a user's).
+    #[error("the {0} resource is not served")]
+    MissingResource(&'static str),
+}
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
