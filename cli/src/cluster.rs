@@ -16,6 +16,11 @@
 //! pod network".) The network outlives `kubelab up` while pods are attached to it, as the pods do; stopping
 //! removes it once no container uses it.
 //!
+//! Services reach their pods through one kube-proxy for the whole cluster, in the userspace mode: all simulated
+//! nodes share the host's network namespace (one set of local addresses, one port space), so a proxy per node
+//! would fight over the same cluster IPs and ports. The one proxy puts the cluster IPs on the interface
+//! `<name>-svc` and listens on every node's address for the node ports (see `kubelab_kube_proxy`).
+//!
 //! A real cluster runs each component as its own process, usually on its own machine (the course VMs do that
 //! with the `kubelab-apiserver`, `kubelab-scheduler`, `kubelab-controller-manager` and `kubelab-kubelet`
 //! binaries); tasks of one process keep the demo to one command. Stopping a kubelet stops the kubelet, not its
@@ -55,6 +60,10 @@ pub struct ClusterConfig {
     pub controller_manager: kubelab_controller_manager::Config,
     /// Applied to every kubelet's configuration (tests shorten heartbeats and back-off here).
     pub kubelet: fn(&mut kubelab_kubelet::Config),
+    /// Whether to start kube-proxy (userspace mode) when there are nodes. It needs CAP_NET_ADMIN (root).
+    pub kube_proxy: bool,
+    /// The interface kube-proxy puts cluster IPs on; `None`: `<name>-svc`.
+    pub service_interface: Option<String>,
 }
 
 impl ClusterConfig {
@@ -72,6 +81,8 @@ impl ClusterConfig {
             scheduler: kubelab_scheduler::Config::new(),
             controller_manager: kubelab_controller_manager::Config::default(),
             kubelet: |_| {},
+            kube_proxy: true,
+            service_interface: None,
         }
     }
 
@@ -90,12 +101,22 @@ impl ClusterConfig {
         self.controller_manager.node_ipam.cluster_cidr
     }
 
+    /// The interface holding the cluster IPs: `<name>-svc` unless set.
+    pub fn service_interface(&self) -> String {
+        self.service_interface.clone().unwrap_or_else(|| format!("{}-svc", self.name))
+    }
+
+    /// The address of node `i` (from 1): `<prefix>.i`.
+    fn node_address(&self, i: u8) -> anyhow::Result<IpAddr> {
+        format!("{}.{i}", self.node_address_prefix).parse().with_context(|| {
+            format!("the node address prefix {:?} does not make an IP address", self.node_address_prefix)
+        })
+    }
+
     /// The kubelet of node `i`.
     fn kubelet_config(&self, i: u8, client: &Client) -> anyhow::Result<kubelab_kubelet::Config> {
         let node = self.node_name(i);
-        let address: IpAddr = format!("{}.{i}", self.node_address_prefix).parse().with_context(|| {
-            format!("the node address prefix {:?} does not make an IP address", self.node_address_prefix)
-        })?;
+        let address = self.node_address(i)?;
         // No pod CIDR: the kubelet waits for the one the node IPAM controller writes into its Node.
         let mut config =
             kubelab_kubelet::Config::new(&node, client.clone(), address, self.data_dir.join("nodes").join(&node));
@@ -175,9 +196,33 @@ impl Cluster {
                 progress(&format!("kubelet {:<12} {}", kubelet.node_name, kubelet.address));
                 cluster.start_kubelet(kubelet);
             }
+            if cluster.config.kube_proxy {
+                cluster.start_kube_proxy(&progress)?;
+            }
         }
         Ok(cluster)
     }
+
+    // ANCHOR: kube_proxy
+    /// One kube-proxy for every simulated node (they share the host's network namespace), node ports on each
+    /// node's address. Its task deletes the service interface when it is stopped.
+    fn start_kube_proxy(&mut self, progress: &impl Fn(&str)) -> anyhow::Result<()> {
+        let addresses = (1..=self.config.nodes).map(|i| self.config.node_address(i)).collect::<Result<_, _>>()?;
+        let cidr: Ipv4Net = self.config.service_cluster_ip_range.to_string().parse()?;
+        let interface = self.config.service_interface();
+        let proxy = kubelab_kube_proxy::Config::new(self.client.clone(), &interface, cidr, addresses);
+        self.components.spawn(named("kube-proxy", async move {
+            kubelab_kube_proxy::run(proxy).await.map_err(|err| match err {
+                kubelab_kube_proxy::Error::NotPermitted { .. } => {
+                    anyhow::anyhow!("{err}, or start kubelab up with --proxy-mode none (Services then lead nowhere)")
+                }
+                err => err.into(),
+            })
+        }));
+        progress(&format!("kube-proxy           userspace mode, cluster IPs ({cidr}) on {interface}"));
+        Ok(())
+    }
+    // ANCHOR_END: kube_proxy
 
     fn start_kubelet(&mut self, kubelet: kubelab_kubelet::Config) {
         let node = kubelet.node_name.clone();

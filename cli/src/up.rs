@@ -2,7 +2,7 @@
 //! in which order, and why in one process.
 
 use anyhow::{Context as _, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use kubelab::cluster::{Cluster, ClusterConfig};
 use std::path::PathBuf;
 
@@ -62,6 +62,20 @@ pub struct Up {
     /// The ports NodePort Services get, e.g. 30000-32767.
     #[arg(long, default_value = "30000-32767", value_name = "RANGE")]
     service_node_port_range: kubelab_apiserver::allocator::PortRange,
+
+    /// userspace: one kube-proxy for all the nodes, which puts the cluster IPs on the interface <NAME>-svc and
+    /// forwards each connection to a ready pod (needs root). It is the only wired mode: the iptables mode
+    /// (`kubelab-kube-proxy --proxy-mode iptables`) only prints its rules. none: no kube-proxy, so Services get
+    /// addresses that lead nowhere.
+    #[arg(long, value_enum, default_value_t = ProxyMode::Userspace)]
+    proxy_mode: ProxyMode,
+}
+
+/// `kubelab up --proxy-mode`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProxyMode {
+    Userspace,
+    None,
 }
 
 impl Up {
@@ -83,6 +97,7 @@ impl Up {
         config.controller_manager.node_ipam.node_cidr_mask_size = self.node_cidr_mask_size;
         config.service_cluster_ip_range = self.service_cluster_ip_range;
         config.service_node_port_range = self.service_node_port_range;
+        config.kube_proxy = self.proxy_mode == ProxyMode::Userspace;
         let mut cluster = Cluster::start(config, |line| println!("{line}"))
             .await
             .map_err(|err| explain_start_error(err, self.port))?;

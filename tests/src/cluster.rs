@@ -2,9 +2,10 @@
 //! Docker containers — for the end-to-end tests of nodes, pods and controllers.
 //!
 //! It is the very code `kubelab up` runs ([`kubelab::cluster::Cluster`]), started in this process so that a test
-//! can stop one node's kubelet. Each cluster gets a unique name, node addresses and cluster CIDR, so clusters of
-//! tests running in parallel never touch each other's containers or networks; when the test ends (passed or
-//! failed) its containers and networks are removed.
+//! can stop one node's kubelet. Each cluster gets a unique name, node addresses, cluster CIDR, service CIDR (a /24
+//! of 10.96.0.0/16, outside every test's pod network) and kube-proxy interface, so clusters of tests running in
+//! parallel never touch each other's containers or networks; when the test ends (passed or failed) its
+//! containers, networks, service interface and the service CIDR's route are removed.
 
 use crate::Kubectl;
 use kubelab::cluster::{Cluster, ClusterConfig};
@@ -22,6 +23,9 @@ pub struct TestCluster {
     pub nodes: Vec<String>,
     /// The Docker network of the cluster's pods (`<name>-pods`), removed on drop.
     network: String,
+    /// kube-proxy's interface and the service CIDR it routes nowhere, removed on drop.
+    service_interface: String,
+    service_cidr: String,
     dir: tempfile::TempDir,
 }
 
@@ -55,12 +59,18 @@ pub async fn spawn_cluster(nodes: u8, tweak: impl FnOnce(&mut ClusterConfig)) ->
     config.node_address_prefix = format!("127.{}.{}", 100 + unique / 200, unique % 200 + 1);
     let pod_prefix = format!("10.{}", 100 + unique % 150);
     config.controller_manager.node_ipam.cluster_cidr = format!("{pod_prefix}.0.0/16").parse()?;
+    // Derived like the pod network's prefix: should two clusters pick the same, Docker refuses the second's pod
+    // network before its kube-proxy starts, so two live clusters never share a service CIDR (and its route).
+    config.service_cluster_ip_range = format!("10.96.{}.0/24", unique % 150).parse().map_err(anyhow::Error::msg)?;
+    config.service_interface = Some(format!("ksvc{}-{n}", std::process::id()));
     remove_stale_networks(&pod_prefix);
     tweak(&mut config);
     let node_names: Vec<String> = (1..=nodes).map(|i| config.node_name(i)).collect();
     let network = config.pod_network();
+    let service_interface = config.service_interface();
+    let service_cidr = config.service_cluster_ip_range.to_string();
     // From here on, the drop guard cleans up even if the start fails half-way.
-    let mut test = TestCluster { cluster: None, nodes: node_names, network, dir };
+    let mut test = TestCluster { cluster: None, nodes: node_names, network, service_interface, service_cidr, dir };
     test.cluster = Some(Cluster::start(config, |_| {}).await?);
     Ok(test)
 }
@@ -75,6 +85,9 @@ impl Drop for TestCluster {
             remove_node_containers(node);
         }
         remove_network(&self.network);
+        // kube-proxy removes both when its task is dropped; this is in case it could not (errors: already gone).
+        let _ = Command::new("ip").args(["link", "del", &self.service_interface]).output();
+        let _ = Command::new("ip").args(["route", "del", "unreachable", &self.service_cidr]).output();
     }
 }
 
