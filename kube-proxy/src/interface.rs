@@ -38,6 +38,7 @@ pub struct ServiceInterface {
 }
 
 impl ServiceInterface {
+    // ANCHOR: create
     /// Creates the interface `name` (or takes over one left by an earlier run) and routes the rest of the service
     /// CIDR nowhere.
     pub async fn create(name: &str, service_cidr: Ipv4Net) -> Result<ServiceInterface, Error> {
@@ -60,6 +61,7 @@ impl ServiceInterface {
         ip(&["route", "replace", "unreachable", &service_cidr.to_string()]).await?;
         Ok(interface)
     }
+    // ANCHOR_END: create
 
     /// The interface's name.
     pub fn name(&self) -> &str {

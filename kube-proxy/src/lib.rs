@@ -8,7 +8,7 @@
 //! - **watches** Services (their cluster IP, ports, node ports, session affinity) and EndpointSlices (which pods,
 //!   at which address and port, are ready — the EndpointSlice controller keeps them up to date);
 //! - **writes** nothing to the API. Its output is the node's own configuration: kernel rules, or, in the userspace
-//!   mode, listening sockets;
+//!   mode, listening sockets and the cluster IPs on a local interface;
 //! - mirrors Kubernetes' **kube-proxy** and its two historical modes:
 //!   - **userspace** (Kubernetes 1.0; removed in 1.26): kube-proxy accepts each connection itself, picks an
 //!     endpoint round robin ([`round_robin`]), skipping those that refuse, and copies bytes both ways
@@ -22,22 +22,40 @@
 //! [`ServicePort`] per port, with the endpoints that may receive traffic (ready ones; serving and terminating ones
 //! while none is ready).
 //!
-//! Reading order: [`service_port`], [`iptables`] (the decision, tested as text), [`round_robin`] and
-//! [`forwarder`] (the userspace mode).
+//! ## The userspace mode, wired
+//! `kubelab up` (and the `kubelab-kube-proxy` binary, by default) runs [`proxy::run`]: a level-triggered loop on
+//! the Service and EndpointSlice informers. From the service ports, [`listeners::desired_listeners`] (pure) says
+//! which cluster IPs the machine must own and which sockets to listen on — `clusterIP:port`, and
+//! `<node address>:nodePort` on every node — and [`listeners::reconcile`] turns the difference with what is there
+//! into actions. The cluster IPs go on an interface of their own ([`interface`], `<cluster name>-svc`), as
+//! Kubernetes' IPVS mode puts them on `kube-ipvs0`: the kernel then treats them as local addresses, so a
+//! connection to one, from the host or from a pod (whose default route leads to the host), is delivered to our
+//! listening socket, and no packet for the service CIDR ever leaves the machine (the rest of the range is routed
+//! `unreachable`). The path of a connection from a pod:
+//!
+//! ```text
+//! pod 10.244.1.3 ──► bridge <name>-pods ──► host: 10.96.0.10 is local (on <name>-svc)
+//!   ──► kube-proxy's socket 10.96.0.10:80 ──► round robin ──► new connection to pod 10.244.0.5:8080
+//! ```
+//!
+//! The simulated nodes of `kubelab up` share the host's network namespace — one set of addresses, one port
+//! space — so one kube-proxy serves them all, with node ports on each node's address (`127.0.1.i`). Only TCP is
+//! proxied.
+//!
+//! Reading order: [`service_port`], [`listeners`] (the userspace decision), [`round_robin`] and [`forwarder`] (its
+//! data path), [`interface`] and [`proxy`] (the I/O around them), then [`iptables`] (the other mode's decision,
+//! tested as text).
 //!
 //! ## What is not there yet
-//! This crate is the core of kube-proxy, the part that does not depend on the rest of the cluster's network. Still
-//! to come, with the wiring step: following Services and EndpointSlices through the shared informer (today
-//! `main` reads them once and prints the rule set); applying the rules with `iptables-restore --noflush`
-//! (atomically, one commit per table) after ensuring [`iptables::JUMPS`], deleting the chains of Services that
-//! went away (a restore only touches the chains it names: Kubernetes lists them with `iptables-save` and writes
-//! `-X` for each), and removing every chain on exit; in the userspace mode, a forwarder per service port behind a
-//! redirect of its cluster IP; the local route for the service CIDR, which must never be routed off the machine;
-//! and `kubelab up` starting a proxy for its nodes.
-//! Where the simulated nodes of `kubelab up` share one host's network namespace, they share one rule set: one
-//! kube-proxy for the host, with every node's address as a node-port address.
+//! The iptables mode is computed and tested but only printed (`kubelab-kube-proxy --proxy-mode iptables`): still
+//! to come are applying it with `iptables-restore --noflush` (atomically, one commit per table) after ensuring
+//! [`iptables::JUMPS`], deleting the chains of Services that went away (a restore only touches the chains it
+//! names: Kubernetes lists them with `iptables-save` and writes `-X` for each), and removing every chain on exit.
+//! Where the simulated nodes share one host, they would share one rule set: one kube-proxy for the host, with
+//! every node's address as a node-port address.
 //!
 //! ## What we leave out
+//! UDP and SCTP in the userspace mode; session affinity in the userspace mode (the iptables rules have it);
 //! nftables and IPVS modes; IPv6 and dual stack; `externalTrafficPolicy` and `internalTrafficPolicy: Local`
 //! (every endpoint is used, as with `Cluster`); LoadBalancer ingress IPs, `loadBalancerSourceRanges`, external IPs
 //! and health-check node ports; topology-aware routing; partial syncs (we always write the whole set: fine for a
@@ -91,7 +109,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kubelab_api::client::{Client, ClientError, ListParams};
 
 /// Lists every Service and EndpointSlice once and returns the iptables rule set for them: what the iptables mode
-/// would apply now. The I/O around [`rules`]; the informers that keep it current come with the wiring step.
+/// would apply now (it is only printed: the iptables mode is not wired).
 pub async fn current_rules(client: &Client, node: &NodeNetwork) -> Result<String, ClientError> {
     let services = client.list_typed::<Service>(None, &ListParams::default()).await?;
     let slices = client.list_typed::<EndpointSlice>(None, &ListParams::default()).await?;
