@@ -12,7 +12,7 @@ use std::net::IpAddr;
 ///
 /// --proxy-mode userspace (the default) puts every cluster IP on the interface --interface, listens on each
 /// clusterIP:port and on each --nodeport-address:nodePort, and forwards every connection to a ready pod, round
-/// robin, until stopped (Ctrl-C removes the interface). It needs CAP_NET_ADMIN: run it as root. Only TCP.
+/// robin, until stopped (Ctrl-C or SIGTERM removes the interface). It needs CAP_NET_ADMIN: run it as root. Only TCP.
 ///
 /// --proxy-mode iptables is NOT applied: it only prints the iptables-restore input for the cluster's current
 /// Services and exits, changing nothing on the machine.
@@ -60,10 +60,12 @@ async fn main() -> anyhow::Result<()> {
         Mode::Userspace => {
             let cidr = args.service_cluster_ip_range.trunc();
             let config = Config::new(client, &args.interface, cidr, args.nodeport_addresses);
-            // Dropping the proxy's future (on Ctrl-C) is what deletes the interface.
+            // Dropping the proxy's future (on Ctrl-C or SIGTERM) is what deletes the interface.
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 result = kubelab_kube_proxy::run(config) => result?,
                 result = tokio::signal::ctrl_c() => result?,
+                _ = terminate.recv() => {}
             }
         }
     }
