@@ -38,7 +38,8 @@ pub fn desired_listeners(ports: &[ServicePort], service_cidr: Ipv4Net, node_port
     let mut desired = Desired::default();
     for port in ports {
         if !service_cidr.contains(&port.cluster_ip) {
-            tracing::warn!(service = port.name, ip = %port.cluster_ip, %service_cidr, "cluster IP outside the service CIDR; not proxied");
+            let (service, ip) = (&port.name, port.cluster_ip);
+            tracing::warn!(service, %ip, %service_cidr, "cluster IP outside the service CIDR; not proxied");
             continue;
         }
         desired.addresses.insert(port.cluster_ip);
