@@ -206,18 +206,25 @@ impl Cluster {
     // ANCHOR: kube_proxy
     /// One kube-proxy for every simulated node (they share the host's network namespace), node ports on each
     /// node's address. Its task deletes the service interface when it is stopped.
+    ///
+    /// Without the privilege to add addresses (not root), the rest of the cluster is still worth running: the
+    /// proxy says once what is missing and why, and the cluster goes on as with `--proxy-mode none`.
     fn start_kube_proxy(&mut self, progress: &impl Fn(&str)) -> anyhow::Result<()> {
         let addresses = (1..=self.config.nodes).map(|i| self.config.node_address(i)).collect::<Result<_, _>>()?;
         let cidr: Ipv4Net = self.config.service_cluster_ip_range.to_string().parse()?;
         let interface = self.config.service_interface();
         let proxy = kubelab_kube_proxy::Config::new(self.client.clone(), &interface, cidr, addresses);
         self.components.spawn(named("kube-proxy", async move {
-            kubelab_kube_proxy::run(proxy).await.map_err(|err| match err {
-                kubelab_kube_proxy::Error::NotPermitted { .. } => {
-                    anyhow::anyhow!("{err}, or start kubelab up with --proxy-mode none (Services then lead nowhere)")
+            match kubelab_kube_proxy::run(proxy).await {
+                Err(err @ kubelab_kube_proxy::Error::NotPermitted { .. }) => {
+                    tracing::warn!(
+                        "{err}. Going on without kube-proxy: Services get addresses, but nothing answers on them \
+                         (start kubelab up as root, or with --proxy-mode none to say this is meant)"
+                    );
+                    std::future::pending().await
                 }
-                err => err.into(),
-            })
+                result => result.map_err(Into::into),
+            }
         }));
         progress(&format!("kube-proxy           userspace mode, cluster IPs ({cidr}) on {interface}"));
         Ok(())

@@ -32,8 +32,8 @@
 //!
 //! ## Not wired into the cluster yet
 //! `kubelab up` does not start this server, no `kube-dns` Service gives it a cluster IP, and the kubelet does not
-//! yet write pods' `/etc/resolv.conf` to point at it: a cluster IP only leads somewhere once kube-proxy is in
-//! place. Until then it runs as `kubelab-dns --listen 127.0.0.1:10053` and is asked with `dig -p 10053`.
+//! yet write pods' `/etc/resolv.conf` to point at it: kube-proxy's userspace mode forwards TCP only, and DNS needs
+//! UDP to reach it through a cluster IP. Until then it runs as `kubelab-dns --listen 127.0.0.1:10053` and is asked with `dig -p 10053`.
 //!
 //! ## What we leave out
 //! - **Forwarding.** CoreDNS forwards every name outside the cluster domain to the node's own resolvers, so pods

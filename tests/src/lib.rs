@@ -16,7 +16,7 @@
 //! - with the `kubelab` binary itself (`tests/cli.rs`);
 //! - on whole clusters with real Docker containers: nodes and pods (`tests/nodes.rs`), controllers
 //!   (`tests/controllers.rs`), the pod network across nodes (`tests/pod_network.rs`), Service addresses
-//!   (`tests/services.rs`).
+//!   (`tests/services.rs`) and traffic through them (`tests/services_traffic.rs`).
 //!
 //! The harness, in reading order:
 //! - [`server`]: [`spawn_apiserver`] and [`spawn_apiserver_on_etcd`] start a [`TestServer`] and write a
